@@ -1,0 +1,183 @@
+"""The platform-free conversation model.
+
+A conversation is identified by a `ConversationKey` (platform, workspace or guild,
+channel, thread) and is a list of `Turn`s. Adapters turn platform events into an
+`IncomingMessage`; the engine turns stored turns into the API's `messages`.
+
+Images are never inlined in stored turns: a turn holds an `ImageRef` (content hash and
+MIME type) and the bytes live once in the store, keyed by that hash.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from bot.tokens import IMAGE_TOKENS, estimate_tokens
+
+
+class Role(StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """Where a conversation lives. `thread` is the channel itself for DMs without threads."""
+
+    platform: str
+    workspace: str
+    channel: str
+    thread: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread}"
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image whose bytes are in the store under `sha256`."""
+
+    sha256: str
+    mime: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageURL:
+    """A public https image the API fetches itself."""
+
+    url: str
+
+
+Part = TextPart | ImageRef | ImageURL
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    parts: tuple[Part, ...]
+    author: str = ""
+    tokens: int = 0  # estimated once, when the turn is made
+
+    @classmethod
+    def make(cls, role: Role, parts: Sequence[Part], author: str = "") -> Turn:
+        tokens = estimate_tokens(author) + sum(
+            estimate_tokens(p.text) if isinstance(p, TextPart) else IMAGE_TOKENS for p in parts
+        )
+        return cls(role=role, parts=tuple(parts), author=author, tokens=tokens + 4)
+
+    @classmethod
+    def text(cls, role: Role, text: str, author: str = "") -> Turn:
+        return cls.make(role, [TextPart(text)], author)
+
+    @property
+    def plain_text(self) -> str:
+        return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    @property
+    def image_hashes(self) -> list[str]:
+        return [p.sha256 for p in self.parts if isinstance(p, ImageRef)]
+
+    def to_json(self) -> str:
+        parts: list[dict[str, str]] = []
+        for p in self.parts:
+            if isinstance(p, TextPart):
+                parts.append({"t": p.text})
+            elif isinstance(p, ImageRef):
+                parts.append({"img": p.sha256, "mime": p.mime})
+            else:
+                parts.append({"url": p.url})
+        return json.dumps(
+            {"r": self.role.value, "a": self.author, "k": self.tokens, "p": parts},
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Turn:
+        data = json.loads(raw)
+        parts: list[Part] = []
+        for p in data["p"]:
+            if "t" in p:
+                parts.append(TextPart(p["t"]))
+            elif "img" in p:
+                parts.append(ImageRef(p["img"], p["mime"]))
+            else:
+                parts.append(ImageURL(p["url"]))
+        return cls(role=Role(data["r"]), parts=tuple(parts), author=data["a"], tokens=data["k"])
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file as the adapter downloaded it. The engine decides what it becomes."""
+
+    name: str
+    mime: str
+    data: bytes
+
+
+SeedLoader = Callable[[], Awaitable[list[Turn]]]
+
+
+@dataclass(slots=True)
+class IncomingMessage:
+    """One message a person sent to the bot, normalized by an adapter."""
+
+    key: ConversationKey
+    text: str
+    author: str = ""  # display name, shown to the model in multi-person threads
+    author_id: str = ""
+    files: list[Attachment] = field(default_factory=list)
+    image_urls: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the adapter skipped, shown to the user
+    event_id: str | None = None  # platform event id; the engine answers each one once
+    seed: SeedLoader | None = None  # earlier thread messages, read if the store has none
+    model: str | None = None  # a per-message model choice (Discord's `/chat model:`)
+
+
+def to_api_messages(
+    system_prompt: str, turns: Sequence[Turn], images: Mapping[str, bytes]
+) -> list[dict[str, Any]]:
+    """The API's `messages` for `turns`: system prompt first, images as data URLs.
+
+    An image whose bytes have expired from the store is replaced by a short note, so an
+    old thread still gets an answer.
+    """
+    messages: list[dict[str, Any]] = []
+    if system_prompt:
+        messages.append({"role": "system", "content": system_prompt})
+    for turn in turns:
+        prefix = f"{turn.author}: " if turn.role is Role.USER and turn.author else ""
+        if all(isinstance(p, TextPart) for p in turn.parts):
+            messages.append({"role": turn.role.value, "content": prefix + turn.plain_text})
+            continue
+        content: list[dict[str, Any]] = []
+        if prefix:
+            content.append({"type": "text", "text": prefix.rstrip()})
+        for p in turn.parts:
+            if isinstance(p, TextPart):
+                content.append({"type": "text", "text": p.text})
+            elif isinstance(p, ImageURL):
+                content.append({"type": "image_url", "image_url": {"url": p.url}})
+            elif p.sha256 in images:
+                url = data_url(p.mime, images[p.sha256])
+                content.append({"type": "image_url", "image_url": {"url": url}})
+            else:
+                content.append({"type": "text", "text": "[an image that has expired]"})
+        messages.append({"role": turn.role.value, "content": content})
+    return messages
+
+
+def data_url(mime: str, data: bytes) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
