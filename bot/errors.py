@@ -8,7 +8,8 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │   ├── MessageTooLong
     │   ├── TooManyImages
     │   ├── ImageTooLarge
-    │   └── UnsupportedImage
+    │   ├── UnsupportedImage
+    │   └── DownloadError            an attachment couldn't be fetched (bot.download)
     ├── StoreUnavailable             Redis can't be reached
     ├── BotBusy                      the thread's previous answer is still being written
     └── LLMError                     the chat-completions API failed

@@ -7,6 +7,10 @@ from typing import Any
 
 from bot.settings import GenerationParams
 
+# The models the seed references name. Only for choice menus (Discord's `/chat model:`):
+# any model name the API accepts works everywhere else.
+SEED_MODELS: tuple[str, ...] = ("gpt-5.5", "gpt-5.1", "gpt-5.1-chat", "gpt-5.1-thinking")
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:

@@ -11,11 +11,10 @@ place defaults live; the rest of the code receives them instead of loose numbers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_BASE_URL = "https://direct.evolink.ai"
 DEFAULT_FALLBACK_BASE_URL = "https://api.evolink.ai"

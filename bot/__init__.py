@@ -1,0 +1,1 @@
+"""Parley: OpenAI-compatible models in Slack and Discord threads."""
