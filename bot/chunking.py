@@ -30,9 +30,8 @@ def split_message(text: str, limit: int) -> list[str]:
         chunk = reopen + body
         open_lang = _open_fence(chunk)
         if open_lang is not None:
-            chunk = chunk.rstrip("\n") + "\n" + FENCE
+            chunk += ("" if chunk.endswith("\n") else "\n") + FENCE
             reopen = FENCE + open_lang + "\n"
-            rest = rest.lstrip("\n") if rest.startswith("\n") else rest
         else:
             reopen = ""
         chunks.append(chunk)

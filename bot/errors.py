@@ -16,6 +16,7 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
         ├── APIConnectionError       no response (DNS, refused, reset)
         │   └── APITimeoutError      no bytes within the connect / first-token / idle timeout
         ├── StreamInterrupted        the stream broke after text was shown
+        ├── EmptyAnswer              the model finished without any text
         └── APIStatusError           an HTTP error with the API's error body
             ├── BadRequestError          400
             ├── AuthenticationError      401
@@ -142,6 +143,14 @@ class StreamInterrupted(LLMError):
     @property
     def user_message(self) -> str:
         return "The answer was cut off because the connection to the model broke."
+
+
+class EmptyAnswer(LLMError):
+    kind = "empty_answer"
+
+    @property
+    def user_message(self) -> str:
+        return "The model finished without writing an answer. Please try rephrasing."
 
 
 class APIStatusError(LLMError):

@@ -51,6 +51,16 @@ class Usage:
             image_tokens=int(prompt.get("image_tokens") or 0),
         )
 
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            image_tokens=self.image_tokens + other.image_tokens,
+        )
+
     def by_kind(self) -> dict[str, int]:
         return {
             "prompt": self.prompt_tokens,
