@@ -1,0 +1,522 @@
+"""ConversationStore against the real Redis and against the embedded default (fakeredis).
+
+A "process" is a store with a client of its own; two of them on one server stand for two
+replicas of the bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from fakeredis import FakeAsyncRedis, FakeServer
+from redis.asyncio.connection import AbstractConnection
+
+from bot.conversation import ConversationKey, ImageRef, Role, TextPart, Turn
+from bot.errors import BotBusy, StoreUnavailable
+from bot.settings import Limits, Settings
+from bot.store import ConversationStore
+
+KEY = ConversationKey("test", "team", "chan", "thread-1")
+OTHER = ConversationKey("test", "team", "chan", "thread-2")
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 64
+PNG_SHA = hashlib.sha256(PNG).hexdigest()
+BIG_BUDGET = 1_000_000
+
+
+class Backend:
+    """Makes stores ("processes") that share one server, and closes them afterwards."""
+
+    def __init__(self, connect: Callable[[], aioredis.Redis]) -> None:
+        self._connect = connect
+        self._stores: list[ConversationStore] = []
+        self.raw = connect()  # for looking at keys directly
+
+    def store(self, limits: Limits | None = None) -> ConversationStore:
+        store = ConversationStore(self._connect(), limits or Limits())
+        self._stores.append(store)
+        return store
+
+    async def aclose(self) -> None:
+        for store in self._stores:
+            await store.aclose()
+        await self.raw.aclose()
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def backend(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Backend]:
+    if request.param == "redis":
+        made = Backend(lambda: aioredis.from_url(redis_url))
+    else:
+        server = FakeServer()
+        made = Backend(lambda: FakeAsyncRedis(server=server))
+    await made.raw.flushdb()  # the suite's own database (see conftest)
+    yield made
+    await made.raw.flushdb()
+    await made.aclose()
+
+
+class RoundTrips:
+    """Counts writes to Redis connections: one per command or per pipeline execute."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def measure(self, call: Awaitable[Any]) -> int:
+        before = self.count
+        await call
+        return self.count - before
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> RoundTrips:
+    counter = RoundTrips()
+    send = AbstractConnection.send_packed_command
+
+    async def counting(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        counter.count += 1
+        await send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counting)
+    return counter
+
+
+def user(text: str, *images: str) -> Turn:
+    return Turn.make(Role.USER, [TextPart(text), *(ImageRef(h, "image/png") for h in images)])
+
+
+def sized(text: str, tokens: int) -> Turn:
+    return Turn(role=Role.USER, parts=(TextPart(text),), tokens=tokens)
+
+
+def texts(turns: Iterable[Turn]) -> list[str]:
+    return [t.plain_text for t in turns]
+
+
+async def test_turns_read_back_oldest_first(backend: Backend) -> None:
+    store = backend.store()
+    assert not await store.exists(KEY)
+
+    first = await store.add_user_turn(KEY, user("one"), {}, BIG_BUDGET)
+    await store.add_turn(KEY, Turn.text(Role.ASSISTANT, "two"))
+    history = await store.add_user_turn(KEY, user("three"), {}, BIG_BUDGET)
+
+    assert texts(first.turns) == ["one"]
+    assert texts(history.turns) == ["one", "two", "three"]
+    assert [t.role for t in history.turns] == [Role.USER, Role.ASSISTANT, Role.USER]
+    assert not history.trimmed
+    assert await store.exists(KEY)
+    assert not await store.exists(OTHER)
+
+
+async def test_extend_seeds_before_the_new_turn(backend: Backend) -> None:
+    store = backend.store()
+    await store.extend(KEY, [Turn.text(Role.USER, "old"), Turn.text(Role.ASSISTANT, "older?")])
+    await store.extend(KEY, [])
+
+    history = await store.add_user_turn(KEY, user("new"), {}, BIG_BUDGET)
+
+    assert texts(history.turns) == ["old", "older?", "new"]
+
+
+async def test_budget_keeps_the_newest_turns_and_flags_the_trim(backend: Backend) -> None:
+    store = backend.store()
+    await store.extend(KEY, [sized("a", 50), sized("b", 30), sized("c", 30)])
+
+    history = await store.add_user_turn(KEY, sized("d", 30), {}, budget_tokens=95)
+    assert texts(history.turns) == ["b", "c", "d"]
+    assert history.trimmed
+
+    # A contiguous run: a small old turn behind one that does not fit is left out too.
+    history = await store.add_user_turn(KEY, sized("e", 10), {}, budget_tokens=75)
+    assert texts(history.turns) == ["c", "d", "e"]
+
+    whole = await store.add_user_turn(KEY, sized("f", 1), {}, BIG_BUDGET)
+    assert texts(whole.turns) == ["a", "b", "c", "d", "e", "f"]
+    assert not whole.trimmed
+
+
+async def test_the_newest_turn_is_kept_even_over_budget(backend: Backend) -> None:
+    store = backend.store()
+    await store.add_user_turn(KEY, sized("small", 5), {}, BIG_BUDGET)
+
+    history = await store.add_user_turn(KEY, sized("huge", 5_000), {}, budget_tokens=100)
+
+    assert texts(history.turns) == ["huge"]
+    assert history.trimmed
+
+
+async def test_only_the_newest_history_turns_are_kept(backend: Backend) -> None:
+    store = backend.store(Limits(history_turns=3))
+    await store.extend(KEY, [sized(str(n), 1) for n in range(4)])
+
+    history = await store.add_user_turn(KEY, sized("4", 1), {}, BIG_BUDGET)
+
+    assert texts(history.turns) == ["2", "3", "4"]
+    assert history.trimmed
+    assert await backend.raw.llen("parley:conv:" + KEY.id) == 3
+
+
+async def test_conversation_ttl_is_set_and_refreshed_by_each_turn(backend: Backend) -> None:
+    store = backend.store(Limits(history_ttl=1_000))
+    conv, meta = "parley:conv:" + KEY.id, "parley:meta:" + KEY.id
+    await store.set_model(KEY, "gpt-5.1")
+    await store.add_user_turn(KEY, user("hi"), {}, BIG_BUDGET)
+    assert 990 < await backend.raw.ttl(conv) <= 1_000
+    assert 990 < await backend.raw.ttl(meta) <= 1_000
+
+    await backend.raw.expire(conv, 10)
+    await backend.raw.expire(meta, 10)
+    await store.add_turn(KEY, Turn.text(Role.ASSISTANT, "hello"))
+
+    assert 990 < await backend.raw.ttl(conv) <= 1_000
+    assert 990 < await backend.raw.ttl(meta) <= 1_000
+
+
+async def test_an_image_is_stored_once_and_turns_only_refer_to_it(backend: Backend) -> None:
+    store = backend.store(Limits(history_ttl=1_000))
+    await store.add_user_turn(KEY, user("look", PNG_SHA), {PNG_SHA: PNG}, BIG_BUDGET)
+    history = await store.add_user_turn(KEY, user("again", PNG_SHA), {PNG_SHA: PNG}, BIG_BUDGET)
+    await store.add_user_turn(OTHER, user("same", PNG_SHA), {PNG_SHA: PNG}, BIG_BUDGET)
+
+    assert await backend.raw.keys("parley:img:*") == [f"parley:img:{PNG_SHA}".encode()]
+    assert await backend.raw.get(f"parley:img:{PNG_SHA}") == PNG
+    assert 990 < await backend.raw.ttl(f"parley:img:{PNG_SHA}") <= 1_000
+    assert history.images == {PNG_SHA: PNG}
+    assert [t.image_hashes for t in history.turns] == [[PNG_SHA], [PNG_SHA]]
+    for raw in await backend.raw.lrange("parley:conv:" + KEY.id, 0, -1):
+        assert len(raw) < 200  # a hash and a MIME type, never the bytes or their base64
+
+
+async def test_image_ttl_is_refreshed_when_read_and_when_referred_to(backend: Backend) -> None:
+    store = backend.store(Limits(history_ttl=1_000))
+    image_key = f"parley:img:{PNG_SHA}"
+    await store.add_user_turn(KEY, user("look", PNG_SHA), {PNG_SHA: PNG}, BIG_BUDGET)
+
+    await backend.raw.expire(image_key, 10)
+    history = await store.add_user_turn(KEY, user("what was it?"), {}, BIG_BUDGET)
+    assert history.images == {PNG_SHA: PNG}
+    assert 990 < await backend.raw.ttl(image_key) <= 1_000
+
+    await backend.raw.expire(image_key, 10)
+    await store.add_turn(KEY, Turn.make(Role.ASSISTANT, [ImageRef(PNG_SHA, "image/png")]))
+    assert 990 < await backend.raw.ttl(image_key) <= 1_000
+
+
+async def test_an_expired_image_is_left_out_of_the_history(backend: Backend) -> None:
+    store = backend.store()
+    await store.add_user_turn(KEY, user("look", PNG_SHA), {PNG_SHA: PNG}, BIG_BUDGET)
+    await backend.raw.delete(f"parley:img:{PNG_SHA}")
+
+    history = await store.add_user_turn(KEY, user("and now?"), {}, BIG_BUDGET)
+
+    assert history.images == {}
+    assert [t.image_hashes for t in history.turns] == [[PNG_SHA], []]
+
+
+async def test_a_turn_takes_at_most_three_round_trips(
+    backend: Backend, round_trips: RoundTrips
+) -> None:
+    store = backend.store()
+    other_png = PNG + b"2"
+    other_sha = hashlib.sha256(other_png).hexdigest()
+    await store.add_user_turn(KEY, user("earlier", PNG_SHA), {PNG_SHA: PNG}, BIG_BUDGET)
+    await store.add_turn(KEY, Turn.text(Role.ASSISTANT, "a picture"))
+
+    # A new image in this turn and an older one in the history: both pipelines run.
+    stored = await round_trips.measure(
+        store.add_user_turn(KEY, user("and this?", other_sha), {other_sha: other_png}, 10**6)
+    )
+    answered = await round_trips.measure(store.add_turn(KEY, Turn.text(Role.ASSISTANT, "ok")))
+    assert (stored, answered) == (2, 1)
+
+    # No image anywhere in the history: no image read at all.
+    text_only = await round_trips.measure(store.add_user_turn(OTHER, user("hi"), {}, BIG_BUDGET))
+    assert text_only == 1
+
+
+async def test_model_is_set_per_conversation(backend: Backend) -> None:
+    store = backend.store()
+    assert await store.get_model(KEY) is None
+
+    await store.set_model(KEY, "gpt-5.1-thinking")
+    history = await store.add_user_turn(KEY, user("hi"), {}, BIG_BUDGET)
+
+    assert await store.get_model(KEY) == "gpt-5.1-thinking"
+    assert history.model == "gpt-5.1-thinking"
+    assert await store.get_model(OTHER) is None
+
+
+async def test_reset_forgets_history_and_model(backend: Backend) -> None:
+    store = backend.store()
+    await store.set_model(KEY, "gpt-5.1")
+    await store.add_user_turn(KEY, user("one"), {}, BIG_BUDGET)
+    await store.add_user_turn(OTHER, user("elsewhere"), {}, BIG_BUDGET)
+
+    await store.reset(KEY)
+
+    assert not await store.exists(KEY)
+    assert await store.get_model(KEY) is None
+    assert texts((await store.add_user_turn(KEY, user("two"), {}, BIG_BUDGET)).turns) == ["two"]
+    assert await store.exists(OTHER)
+
+
+async def test_an_event_is_claimed_once_across_processes(backend: Backend) -> None:
+    first, second = backend.store(), backend.store()
+
+    assert await first.claim_event("Ev1", ttl=60)
+    assert not await second.claim_event("Ev1", ttl=60)
+    assert not await first.claim_event("Ev1", ttl=60)
+    assert await second.claim_event("Ev2", ttl=60)
+    assert 50 < await backend.raw.ttl("parley:event:Ev1") <= 60
+
+
+async def test_the_lock_excludes_another_process(backend: Backend) -> None:
+    first, second = backend.store(), backend.store()
+
+    async with first.lock(KEY, timeout=5, blocking_timeout=0.1):
+        with pytest.raises(BotBusy) as busy:
+            async with second.lock(KEY, timeout=5, blocking_timeout=0.15):
+                pytest.fail("two holders")
+        async with second.lock(OTHER, timeout=5, blocking_timeout=0.1):
+            pass  # another conversation is not held up
+
+    async with second.lock(KEY, timeout=5, blocking_timeout=0.1):
+        pass
+    assert "still working on an earlier message" in busy.value.user_message
+
+
+async def test_a_waiting_message_goes_after_the_holder(backend: Backend) -> None:
+    first, second = backend.store(), backend.store()
+    order: list[str] = []
+    held = asyncio.Event()
+
+    async def answer(store: ConversationStore, name: str, hold: float) -> None:
+        async with store.lock(KEY, timeout=5, blocking_timeout=2):
+            held.set()
+            order.append(f"{name} in")
+            await asyncio.sleep(hold)
+            order.append(f"{name} out")
+
+    one = asyncio.create_task(answer(first, "one", 0.15))
+    await held.wait()
+    await asyncio.gather(one, answer(second, "two", 0))
+
+    assert order == ["one in", "one out", "two in", "two out"]
+
+
+async def test_the_lock_is_renewed_past_its_timeout(backend: Backend) -> None:
+    first, second = backend.store(), backend.store()
+
+    async with first.lock(KEY, timeout=0.2, blocking_timeout=0.1):
+        await asyncio.sleep(0.45)  # more than twice the timeout
+        assert 0 < await backend.raw.pttl("parley:lock:" + KEY.id) <= 200
+        with pytest.raises(BotBusy):
+            async with second.lock(KEY, timeout=0.2, blocking_timeout=0.05):
+                pytest.fail("the lock expired while held")
+
+    assert await backend.raw.exists("parley:lock:" + KEY.id) == 0
+
+
+async def test_the_lock_is_released_when_the_body_raises(backend: Backend) -> None:
+    first, second = backend.store(), backend.store()
+
+    with pytest.raises(ValueError):
+        async with first.lock(KEY, timeout=5, blocking_timeout=0.1):
+            raise ValueError("boom")
+
+    async with second.lock(KEY, timeout=5, blocking_timeout=0.05):
+        pass
+
+
+async def test_the_lock_is_released_when_the_holder_is_cancelled(backend: Backend) -> None:
+    first, second = backend.store(), backend.store()
+    held = asyncio.Event()
+
+    async def hold_forever() -> None:
+        async with first.lock(KEY, timeout=5, blocking_timeout=0.1):
+            held.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.create_task(hold_forever())
+    await held.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async with second.lock(KEY, timeout=5, blocking_timeout=0.05):
+        pass
+
+
+async def test_embedded_default_warns_once_that_history_is_not_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="bot.store"):
+        store = ConversationStore.from_settings(Settings(redis_url=None))
+
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert "not kept across restarts" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+
+    history = await store.add_user_turn(KEY, user("hi"), {}, BIG_BUDGET)
+    assert texts(history.turns) == ["hi"]
+    assert await store.ping()
+    await store.aclose()
+
+
+# Redis unreachable
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A port bound but never listened on: connections to it are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+def calls(store: ConversationStore) -> list[Callable[[], Awaitable[Any]]]:
+    async def locked() -> None:
+        async with store.lock(KEY, timeout=1, blocking_timeout=0.1):
+            pytest.fail("locked without Redis")
+
+    return [
+        lambda: store.add_user_turn(KEY, user("hi", PNG_SHA), {PNG_SHA: PNG}, BIG_BUDGET),
+        lambda: store.add_turn(KEY, Turn.text(Role.ASSISTANT, "hello")),
+        lambda: store.extend(KEY, [Turn.text(Role.USER, "seed")]),
+        lambda: store.exists(KEY),
+        lambda: store.set_model(KEY, "gpt-5.1"),
+        lambda: store.get_model(KEY),
+        lambda: store.reset(KEY),
+        lambda: store.claim_event("Ev1"),
+        locked,
+    ]
+
+
+async def assert_unavailable(store: ConversationStore) -> None:
+    for call in calls(store):
+        with pytest.raises(StoreUnavailable) as failed:
+            await call()
+        assert "temporarily unavailable" in failed.value.user_message
+    assert not await store.ping()
+
+
+async def test_every_call_fails_fast_with_store_unavailable(
+    closed_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(redis_url=f"redis://127.0.0.1:{closed_port}/0")
+    store = ConversationStore.from_settings(settings)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    await assert_unavailable(store)
+
+    assert loop.time() - started < 5
+    assert f"Redis add_user_turn failed for {KEY.id}" in caplog.text
+    await store.aclose()
+
+
+class Outage:
+    """A server the test can stop and start again, and a store from settings on it."""
+
+    def __init__(
+        self,
+        store: ConversationStore,
+        stop: Callable[[], Awaitable[None]],
+        start: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.store, self.stop, self.start = store, stop, start
+
+
+async def redis_server(port: int) -> asyncio.subprocess.Process:
+    process = await asyncio.create_subprocess_exec(
+        "redis-server",
+        "--port", str(port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--daemonize", "no",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.01)
+            continue
+        writer.close()
+        await writer.wait_closed()
+        return process
+    process.kill()
+    await process.wait()
+    raise RuntimeError("redis-server did not start")
+
+
+@pytest.fixture(params=["redis", "embedded"])
+async def outage(request: pytest.FixtureRequest) -> AsyncIterator[Outage]:
+    if request.param == "embedded":
+        server = FakeServer()
+        store = ConversationStore(FakeAsyncRedis(server=server), Limits())
+
+        async def disconnect() -> None:
+            server.connected = False
+
+        async def reconnect() -> None:
+            server.connected = True
+
+        yield Outage(store, disconnect, reconnect)
+        await store.aclose()
+        return
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    processes = [await redis_server(port)]
+
+    async def stop() -> None:
+        processes[-1].terminate()
+        await processes[-1].wait()
+
+    async def start() -> None:
+        processes.append(await redis_server(port))
+
+    store = ConversationStore.from_settings(Settings(redis_url=f"redis://127.0.0.1:{port}/0"))
+    yield Outage(store, stop, start)
+    await store.aclose()
+    for process in processes:
+        if process.returncode is None:
+            process.terminate()
+        await process.wait()
+
+
+async def test_it_recovers_by_itself_when_redis_is_back(outage: Outage) -> None:
+    store = outage.store
+    await store.add_user_turn(KEY, user("before"), {}, BIG_BUDGET)
+
+    await outage.stop()
+    await assert_unavailable(store)
+
+    await outage.start()
+    assert await store.ping()
+    history = await store.add_user_turn(KEY, user("after"), {}, BIG_BUDGET)
+    assert texts(history.turns)[-1] == "after"
+    async with store.lock(KEY, timeout=1, blocking_timeout=0.1):
+        assert await store.claim_event("after-outage")
+
+
+async def test_a_restart_between_two_turns_goes_unnoticed(outage: Outage) -> None:
+    store = outage.store
+    await store.add_user_turn(KEY, user("before"), {}, BIG_BUDGET)
+
+    await outage.stop()
+    await outage.start()
+
+    history = await store.add_user_turn(KEY, user("after"), {}, BIG_BUDGET)
+    assert texts(history.turns)[-1] == "after"
