@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_BASE_URL = "https://direct.evolink.ai"
 DEFAULT_FALLBACK_BASE_URL = "https://api.evolink.ai"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+DEFAULT_SLACK_FILE_HOSTS = ("files.slack.com",)
 DEFAULT_DISCORD_API_URL = "https://discord.com/api/v10"
 
 CommaList = Annotated[list[str], NoDecode]
@@ -156,6 +157,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = DEFAULT_SLACK_API_URL
     slack_slash_command: str = "/parley"
+    # Hosts the bot token may be sent to when downloading `url_private` files.
+    slack_file_hosts: CommaList = Field(default_factory=lambda: list(DEFAULT_SLACK_FILE_HOSTS))
 
     # Discord
     discord_bot_token: SecretStr | None = None
@@ -166,7 +169,7 @@ class Settings(BaseSettings):
     discord_shard_ids: IntList = Field(default_factory=list)
 
     _split_lists = field_validator(
-        "bot_stop", "discord_guild_ids", "discord_shard_ids", mode="before"
+        "bot_stop", "slack_file_hosts", "discord_guild_ids", "discord_shard_ids", mode="before"
     )(_split)
 
     @property

@@ -1,0 +1,37 @@
+"""The slack-bolt `AsyncApp`: built-in request checks, the gate, and the listeners."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.gate import Gate
+from adapters.slack.handlers import Handlers
+
+
+def build_app(
+    *,
+    client: AsyncWebClient,
+    signing_secret: str,
+    slash_command: str,
+    gate: Gate,
+    handlers: Handlers,
+) -> AsyncApp:
+    """Signature verification stays on (HTTP mode; Socket Mode requests skip it), and
+    listeners run after the ack, so every event is acknowledged within Slack's 3 s."""
+    app = AsyncApp(
+        name="parley",
+        client=client,
+        signing_secret=signing_secret,
+        process_before_response=False,
+        request_verification_enabled=True,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    app.use(gate.middleware)
+    app.event("app_mention")(handlers.on_message)
+    app.event("message")(handlers.on_message)
+    app.event("assistant_thread_started")(handlers.on_assistant_thread)
+    app.command(slash_command)(handlers.on_command)
+    return app

@@ -1,0 +1,179 @@
+"""Slack messages turned into the engine's `IncomingMessage`.
+
+A conversation is a Slack thread: a mention at the top of a channel starts one on
+itself, a message inside a thread belongs to that thread. DMs are the exception: at
+their top level the whole DM is one conversation and answers are plain messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.calls import slack_call
+from adapters.slack.files import FileFetcher
+from adapters.slack.sink import ReplyTarget
+from adapters.slack.text import mentioned_users, to_plain
+from adapters.slack.types import MessageEvent, SlackFile
+from adapters.slack.users import UserDirectory
+from bot.conversation import ConversationKey, IncomingMessage, Role, Turn
+from bot.settings import Limits
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "slack"
+# Message subtypes that are a person writing; the rest (edits, deletions, joins, bot
+# posts, ...) are housekeeping the bot never answers.
+PERSON_SUBTYPES: frozenset[str | None] = frozenset({None, "file_share", "thread_broadcast"})
+REPLIES_PAGE = 200
+SEED_MAX_PAGES = 10  # a seed reads at most this many pages of a very long thread
+
+
+@dataclass(frozen=True, slots=True)
+class BotIdentity:
+    """Who the bot is in this workspace, from `auth.test` (via bolt's context)."""
+
+    user_id: str
+    bot_id: str
+
+    def wrote(self, message: MessageEvent) -> bool:
+        return message.get("user") == self.user_id or (
+            bool(self.bot_id) and message.get("bot_id") == self.bot_id
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a message was written."""
+
+    team: str
+    channel: str
+    ts: str
+    thread_ts: str | None  # None: at the top level of the channel
+    is_dm: bool
+
+    @classmethod
+    def of(cls, team: str, event: MessageEvent) -> Place:
+        channel = event.get("channel", "")
+        thread_ts = event.get("thread_ts")
+        is_dm = event.get("channel_type") == "im" or channel.startswith("D")
+        return cls(team, channel, event["ts"], thread_ts, is_dm)
+
+    @property
+    def in_thread(self) -> bool:
+        return self.thread_ts is not None and self.thread_ts != self.ts
+
+    @property
+    def reply_thread(self) -> str | None:
+        if self.is_dm:
+            return self.thread_ts
+        return self.thread_ts or self.ts
+
+    @property
+    def key(self) -> ConversationKey:
+        return ConversationKey(PLATFORM, self.team, self.channel, self.reply_thread or self.channel)
+
+    @property
+    def claim_id(self) -> str:
+        """The message's identity: Slack sends one mention as two events, and redelivers."""
+        return f"{PLATFORM}:{self.team}:{self.channel}:{self.ts}"
+
+    def target(self, user_team: str | None, user_id: str | None) -> ReplyTarget:
+        return ReplyTarget(
+            channel=self.channel,
+            thread_ts=self.reply_thread,
+            question_ts=self.ts,
+            recipient_user_id=None if self.is_dm else user_id,
+            recipient_team_id=None if self.is_dm else (user_team or self.team),
+        )
+
+
+class Translator:
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        users: UserDirectory,
+        files: FileFetcher,
+        limits: Limits,
+    ) -> None:
+        self._client = client
+        self._users = users
+        self._files = files
+        self._limits = limits
+
+    async def plain_text(self, text: str, bot: BotIdentity) -> str:
+        names = await self._users.names(mentioned_users(text) - {bot.user_id})
+        return to_plain(text, bot_user_id=bot.user_id, names=names)
+
+    async def message(self, event: MessageEvent, place: Place, bot: BotIdentity) -> IncomingMessage:
+        return await self.incoming(
+            event.get("text", ""), event.get("user", ""), place, bot, event.get("files", [])
+        )
+
+    async def incoming(
+        self,
+        text: str,
+        user: str,
+        place: Place,
+        bot: BotIdentity,
+        files: Sequence[SlackFile] = (),
+    ) -> IncomingMessage:
+        """What `user` wrote at `place`, with names resolved and files fetched."""
+        plain = await self.plain_text(text, bot)
+        attachments, notes = await self._files.fetch(files)
+        return IncomingMessage(
+            key=place.key,
+            text=plain,
+            author=await self._users.name(user) if user else "",
+            author_id=user,
+            files=attachments,
+            notes=notes,
+            seed=partial(self.seed, place, bot) if place.in_thread else None,
+        )
+
+    async def seed(self, place: Place, bot: BotIdentity) -> list[Turn]:
+        """The thread's messages before `place`, read once when the bot joins a thread."""
+        messages = await self._replies(place.channel, place.thread_ts or place.ts)
+        earlier = [m for m in messages if float(m["ts"]) < float(place.ts)]
+        turns = [await self._turn(m, bot) for m in earlier[-self._limits.history_turns :]]
+        return [t for t in turns if t is not None]
+
+    async def _replies(self, channel: str, thread_ts: str) -> list[MessageEvent]:
+        messages: list[MessageEvent] = []
+        cursor: str | None = None
+        for _ in range(SEED_MAX_PAGES):
+            out = await slack_call(
+                self._client.conversations_replies,
+                channel=channel,
+                ts=thread_ts,
+                limit=REPLIES_PAGE,
+                cursor=cursor,
+            )
+            if not out.ok:
+                break  # answer without the earlier messages rather than not at all
+            messages.extend(out.get("messages") or [])
+            cursor = (out.get("response_metadata") or {}).get("next_cursor") or None
+            if cursor is None:
+                break
+        return messages
+
+    async def _turn(self, message: MessageEvent, bot: BotIdentity) -> Turn | None:
+        if bot.wrote(message):
+            return Turn.text(Role.ASSISTANT, message.get("text", ""))
+        if message.get("subtype") not in PERSON_SUBTYPES | {"bot_message"}:
+            return None
+        text = await self.plain_text(message.get("text", ""), bot)
+        files = [f.get("name") or "a file" for f in message.get("files", [])]
+        if files:
+            text += "".join(f"\n[attached: {name}]" for name in files)
+        if not text.strip():
+            return None
+        if "user" in message:
+            author = await self._users.name(message["user"])
+        else:
+            author = message.get("bot_profile", {}).get("name") or message.get("username", "")
+        return Turn.text(Role.USER, text, author)

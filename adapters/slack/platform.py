@@ -1,0 +1,126 @@
+"""Slack as a `Platform` of `parley serve`: HTTP Events API or Socket Mode."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import aiohttp
+import httpx
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+from adapters.slack.app import build_app
+from adapters.slack.calls import slack_call
+from adapters.slack.client import make_client
+from adapters.slack.events import Translator
+from adapters.slack.files import FileFetcher
+from adapters.slack.gate import Gate
+from adapters.slack.handlers import Handlers
+from adapters.slack.users import UserDirectory
+from bot.engine import Engine
+from bot.settings import ConnectionLimits, Settings
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+AUTH_RETRY_MAX = 60.0  # seconds between auth.test attempts while Slack is unreachable
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+class SlackPlatform:
+    name = "slack"
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        if settings.slack_bot_token is None:
+            raise ValueError("SlackPlatform needs SLACK_BOT_TOKEN")
+        token = settings.slack_bot_token.get_secret_value()
+        secret = settings.slack_signing_secret
+        app_token = settings.slack_app_token
+        self._signing_secret = secret.get_secret_value() if secret is not None else None
+        self._app_token = app_token.get_secret_value() if app_token is not None else None
+        self._grace = settings.bot_shutdown_grace
+        self.client = make_client(token, settings.slack_api_url)
+        self._http = httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False)
+        files = FileFetcher(
+            self._http, token=token, allowed_hosts=settings.slack_file_hosts, limits=engine.limits
+        )
+        translator = Translator(self.client, UserDirectory(self.client), files, engine.limits)
+        self.gate = Gate(engine)
+        self.handlers = Handlers(engine, self.client, translator, self.gate)
+        self.app = build_app(
+            client=self.client,
+            signing_secret=self._signing_secret or "",
+            slash_command=settings.slack_slash_command,
+            gate=self.gate,
+            handlers=self.handlers,
+        )
+        self._socket: AsyncSocketModeHandler | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._authenticated = False
+
+    def mount(self, app: web.Application) -> None:
+        if self._signing_secret is not None:
+            app.router.add_post(EVENTS_PATH, self._on_request)
+
+    async def start(self) -> None:
+        limits = ConnectionLimits()
+        self.client.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=limits.max_connections, limit_per_host=limits.max_connections
+            )
+        )
+        self._spawn(self._authenticate())
+        if self._app_token is not None:
+            self._socket = AsyncSocketModeHandler(self.app, self._app_token, web_client=self.client)
+            self._spawn(self._socket.connect_async())  # type: ignore[no-untyped-call]
+
+    def ready(self) -> bool:
+        if not self._authenticated:
+            return False
+        if self._socket is None:
+            return True
+        session = self._socket.client.current_session
+        return session is not None and not session.closed
+
+    async def stop_intake(self) -> None:
+        self.gate.open = False
+        if self._socket is not None:
+            # Unacknowledged events then go to another connection.
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        await self.handlers.drain(self._grace)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._socket is not None and not self._socket.client.closed:
+            await self._socket.close_async()  # type: ignore[no-untyped-call]
+        await self._http.aclose()
+        if self.client.session is not None:
+            await self.client.session.close()
+
+    async def _on_request(self, request: web.Request) -> web.Response:
+        bolt_request = await to_bolt_request(request)
+        return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    async def _authenticate(self) -> None:
+        delay = 1.0
+        while True:
+            out = await slack_call(self.client.auth_test)
+            if out.ok:
+                log.info("Slack: signed in as %s in %s", out.get("user"), out.get("team"))
+                self._authenticated = True
+                return
+            if out.error in ("invalid_auth", "not_authed", "account_inactive", "token_revoked"):
+                log.error("Slack refused SLACK_BOT_TOKEN (%s); check the token", out.error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, AUTH_RETRY_MAX)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
