@@ -1,0 +1,181 @@
+"""`parley chat`: a conversation in the terminal, through the same engine and store.
+
+Interactive: a prompt, answers streamed token by token, a "thinking" line while the
+model has not written yet. Commands: `/image PATH-or-URL` attaches an image to the next
+message, `/reset` starts over, `/model NAME` switches model, `/help`, `/quit`.
+Piped stdin: each line is a message; the answers go to stdout, and it exits at EOF.
+
+The conversation is kept in the store under the user's name, so with `REDIS_URL` set a
+later `parley chat` carries on where this one left off (`--new` starts afresh).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import mimetypes
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot.conversation import Attachment, ConversationKey, IncomingMessage
+from bot.metrics import Metrics
+from bot.serve import build_engine, config_problem
+from bot.settings import Settings
+from bot.sink import FinalReply
+
+HELP = """\
+Commands:
+  /image PATH|URL  attach an image to your next message
+  /model NAME      switch model for this conversation (now: {model})
+  /reset           forget this conversation and start over
+  /help            this help
+  /quit            leave (Ctrl-D works too)
+"""
+
+
+class TerminalSink:
+    """Writes the answer to `out` as it grows; status lines go to `status` (a tty)."""
+
+    min_update_interval = 0.0  # a terminal can show every token
+
+    def __init__(self, out: TextIO, status: TextIO | None) -> None:
+        self._out = out
+        self._status = status
+        self._shown = 0
+        self._status_visible = False
+
+    async def start(self) -> None:
+        self._set_status("thinking…")
+
+    async def progress(self, status: str) -> None:
+        if self._shown == 0:
+            self._set_status(status)
+
+    async def update(self, text: str) -> None:
+        self._clear_status()
+        self._out.write(text[self._shown :])
+        self._out.flush()
+        self._shown = len(text)
+
+    async def finish(self, reply: FinalReply) -> None:
+        await self.update(reply.text)
+        self._out.write("\n")
+        for note in reply.notes:
+            self._out.write(f"⚠ {note}\n")
+        self._out.flush()
+
+    async def fail(self, message: str) -> None:
+        self._clear_status()
+        if self._shown:
+            self._out.write("\n")
+        self._out.write(f"✖ {message}\n")
+        self._out.flush()
+
+    def _set_status(self, text: str) -> None:
+        if self._status is None:
+            return
+        width = 78
+        self._status.write("\r\x1b[2m" + text[:width].ljust(width) + "\x1b[0m")
+        self._status.flush()
+        self._status_visible = True
+
+    def _clear_status(self) -> None:
+        if self._status is not None and self._status_visible:
+            self._status.write("\r\x1b[K")
+            self._status.flush()
+            self._status_visible = False
+
+
+async def _read_line(stream: TextIO, prompt: str, interactive: bool) -> str | None:
+    if interactive:
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+    line = await asyncio.to_thread(stream.readline)
+    return None if line == "" else line.rstrip("\n")
+
+
+def _attachment(spec: str) -> tuple[Attachment | None, str | None, str]:
+    """An image from a path, or a URL passed through; plus a message for the user."""
+    if spec.startswith(("https://", "http://")):
+        return None, spec, f"Image URL attached to your next message: {spec}"
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        return None, None, f"No such file: {path}"
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return (
+        Attachment(path.name, mime, path.read_bytes()),
+        None,
+        f"Attached {path.name} to your next message.",
+    )
+
+
+async def chat(
+    settings: Settings,
+    *,
+    model: str | None = None,
+    fresh: bool = False,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """Run the terminal conversation; the exit status."""
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    problem = config_problem(settings, "parley chat")
+    if problem:
+        sys.stderr.write(problem)
+        return 2
+    interactive = stdin.isatty() and out.isatty()
+    engine = build_engine(settings, Metrics())
+    key = ConversationKey("cli", "local", getpass.getuser(), "default")
+    pending_files: list[Attachment] = []
+    pending_urls: list[str] = []
+    try:
+        if fresh:
+            await engine.reset(key)
+        if model:
+            await engine.set_model(key, model)
+        if interactive:
+            current = await engine.model_for(key)
+            out.write(f"Parley chat with {current}. /help for commands, Ctrl-D to leave.\n")
+        while True:
+            line = await _read_line(stdin, "\nyou> ", interactive)
+            if line is None or line.strip() in ("/quit", "/exit"):
+                break
+            command, _, arg = line.strip().partition(" ")
+            if command == "/help":
+                out.write(HELP.format(model=await engine.model_for(key)))
+            elif command == "/reset":
+                await engine.reset(key)
+                pending_files.clear()
+                pending_urls.clear()
+                out.write("Conversation reset.\n")
+            elif command == "/model":
+                if arg.strip():
+                    await engine.set_model(key, arg.strip())
+                    out.write(f"Model set to {arg.strip()}.\n")
+                else:
+                    out.write(f"Model: {await engine.model_for(key)}. Usage: /model NAME\n")
+            elif command == "/image":
+                file, url, said = await asyncio.to_thread(_attachment, arg.strip())
+                pending_files.extend([file] if file else [])
+                pending_urls.extend([url] if url else [])
+                out.write(said + "\n")
+            elif line.strip() or pending_files or pending_urls:
+                if interactive:
+                    out.write("\nparley> ")
+                message = IncomingMessage(
+                    key=key,
+                    text=line,
+                    author=getpass.getuser(),
+                    files=pending_files,
+                    image_urls=pending_urls,
+                )
+                pending_files, pending_urls = [], []
+                status = sys.stderr if interactive else None
+                await engine.handle(message, TerminalSink(out, status))
+            out.flush()
+    finally:
+        await engine.llm.aclose()
+        await engine.store.aclose()
+    return 0

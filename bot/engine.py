@@ -1,0 +1,417 @@
+"""The engine: one incoming message in, one streamed answer out, history kept.
+
+For each message an adapter hands over, `Engine.handle`:
+
+1. answers each platform event once (`event_id`, deduplicated in Redis across replicas);
+2. checks the input and prepares its parts (images normalized in a worker thread, text
+   files inlined, unreadable files noted) before taking any lock;
+3. locks the conversation across processes, seeds it from the platform thread if the
+   store has none, stores the user turn and reads the history in one round trip;
+4. streams the completion into the adapter's sink, pushing the text at most every
+   `sink.min_update_interval` seconds from a separate task (a slow platform edit never
+   holds up reading the model's stream), runs tool calls the model makes;
+5. stores the answer, releases the lock, and finishes the sink — or fails it with a
+   message the user can act on. Whatever happens, the sink is finished or failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.attachments import FileKind, classify, text_part
+from bot.conversation import (
+    ConversationKey,
+    ImageRef,
+    ImageURL,
+    IncomingMessage,
+    Part,
+    Role,
+    TextPart,
+    Turn,
+    to_api_messages,
+)
+from bot.errors import (
+    BadRequestError,
+    EmptyAnswer,
+    MessageTooLong,
+    ParleyError,
+    RequestTooLargeError,
+    StreamInterrupted,
+    TooManyImages,
+)
+from bot.images import NormalizedImage, normalize_image
+from bot.llm import ChatClient
+from bot.llm_types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
+from bot.metrics import Metrics
+from bot.settings import GenerationParams, Limits, Settings
+from bot.sink import FinalReply, ReplySink
+from bot.store import ConversationStore
+from bot.tokens import estimate_tokens
+from bot.tools import ToolBox
+
+log = logging.getLogger(__name__)
+
+HELP_TEXT = (
+    "Hi! Ask me anything: mention me with your question, or keep talking in this thread "
+    "and I'll remember the conversation. You can attach images and text files too."
+)
+RESTART_TEXT = "I was restarted before I could finish this answer. Please ask again."
+MAX_TOOL_ROUNDS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    model: str = "gpt-5.5"
+    system_prompt: str = ""
+    generation: GenerationParams = field(default_factory=GenerationParams)
+    limits: Limits = field(default_factory=Limits)
+    tools: bool = True
+    show_reasoning: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EngineConfig:
+        return cls(
+            model=settings.bot_model,
+            system_prompt=settings.bot_system_prompt,
+            generation=settings.generation(),
+            limits=settings.limits(),
+            tools=settings.bot_tools,
+            show_reasoning=settings.bot_show_reasoning,
+        )
+
+
+@dataclass(slots=True)
+class _Prepared:
+    parts: list[Part]
+    images: dict[str, bytes]
+    image_names: list[str]
+    notes: list[str]
+
+
+@dataclass(slots=True)
+class _Answer:
+    text: str
+    model: str
+    usage: Usage
+    notes: list[str]
+
+
+class _Pusher:
+    """Shows the latest text on the sink, at most once per interval, off the read loop."""
+
+    def __init__(self, sink: ReplySink) -> None:
+        self._sink = sink
+        self._text = ""
+        self._status: str | None = None
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    def text(self, text: str) -> None:
+        self._text = text
+        self._wake.set()
+
+    def status(self, status: str) -> None:
+        self._status = status
+        self._wake.set()
+
+    async def _run(self) -> None:
+        shown = ""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._status is not None:
+                status, self._status = self._status, None
+                await self._sink.progress(status)
+            if self._text != shown:
+                shown = self._text
+                await self._sink.update(shown)
+            await asyncio.sleep(self._sink.min_update_interval)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+
+class Engine:
+    """Answers normalized messages; shared by every adapter and by `parley chat`."""
+
+    def __init__(
+        self,
+        *,
+        store: ConversationStore,
+        llm: ChatClient,
+        config: EngineConfig,
+        metrics: Metrics | None = None,
+        toolbox: ToolBox | None = None,
+    ) -> None:
+        self.store = store
+        self.llm = llm
+        self.config = config
+        self.metrics = metrics or Metrics()
+        self.toolbox = toolbox or ToolBox()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._system_tokens = estimate_tokens(config.system_prompt)
+
+    @property
+    def limits(self) -> Limits:
+        return self.config.limits
+
+    # -- conversation commands ------------------------------------------------
+
+    async def claim_event(self, event_id: str) -> bool:
+        """True the first time any replica sees `event_id`."""
+        return await self.store.claim_event(event_id)
+
+    async def has_history(self, key: ConversationKey) -> bool:
+        """Whether the bot has taken part in this conversation."""
+        return await self.store.exists(key)
+
+    async def reset(self, key: ConversationKey) -> None:
+        await self.store.reset(key)
+
+    async def set_model(self, key: ConversationKey, model: str) -> None:
+        await self.store.set_model(key, model)
+
+    async def model_for(self, key: ConversationKey) -> str:
+        return await self.store.get_model(key) or self.config.model
+
+    # -- answering ------------------------------------------------------------
+
+    async def handle(self, msg: IncomingMessage, sink: ReplySink) -> None:
+        """Answer `msg` into `sink`. Never raises; the sink always ends finished or failed."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await self._handle(msg, sink)
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def _handle(self, msg: IncomingMessage, sink: ReplySink) -> None:
+        platform = msg.key.platform
+        started = time.monotonic()
+        self.metrics.in_flight.inc()
+        try:
+            if msg.event_id is not None and not await self.store.claim_event(msg.event_id):
+                log.info("event %s already answered; skipping", msg.event_id)
+                return
+            await sink.start()
+            if not msg.text.strip() and not msg.files and not msg.image_urls:
+                await sink.finish(FinalReply(HELP_TEXT, tuple(msg.notes)))
+                self.metrics.turns.labels(platform, "help").inc()
+                return
+            prepared = await self._prepare(msg)
+            answer = await self._converse(msg, prepared, sink, started)
+            if not answer.text.strip():
+                raise EmptyAnswer()
+            await sink.finish(
+                FinalReply(answer.text, tuple(answer.notes), answer.model, answer.usage)
+            )
+            self.metrics.turns.labels(platform, "answered").inc()
+            self.metrics.total_time.observe(time.monotonic() - started)
+        except ParleyError as exc:
+            self._count_error(platform, exc)
+            log.warning("answer in %s failed: %s (%s)", msg.key.id, exc.kind, exc)
+            await sink.fail(exc.user_message)
+        except asyncio.CancelledError:
+            self.metrics.turns.labels(platform, "cancelled").inc()
+            await asyncio.shield(sink.fail(RESTART_TEXT))
+            raise
+        except Exception:
+            log.exception("unexpected failure answering in %s", msg.key.id)
+            self.metrics.errors.labels("internal").inc()
+            self.metrics.turns.labels(platform, "failed").inc()
+            await sink.fail(ParleyError().user_message)
+        finally:
+            self.metrics.in_flight.dec()
+
+    def _count_error(self, platform: str, exc: ParleyError) -> None:
+        self.metrics.errors.labels(exc.kind).inc()
+        self.metrics.turns.labels(platform, "failed").inc()
+
+    async def _prepare(self, msg: IncomingMessage) -> _Prepared:
+        limits = self.config.limits
+        if len(msg.text) > limits.max_input_chars:
+            raise MessageTooLong(len(msg.text), limits.max_input_chars)
+        image_files = [f for f in msg.files if classify(f.name, f.mime) is FileKind.IMAGE]
+        image_count = len(image_files) + len(msg.image_urls)
+        if image_count > limits.max_images:
+            raise TooManyImages(image_count, limits.max_images)
+        notes = list(msg.notes)
+        parts: list[Part] = [TextPart(msg.text)] if msg.text.strip() else []
+        for file in msg.files:
+            kind = classify(file.name, file.mime)
+            if kind is FileKind.TEXT:
+                parts.append(text_part(file, limits))
+            elif kind is FileKind.OTHER:
+                notes.append(f"Skipped “{file.name}”: I can read images and text files only.")
+        normalized: list[NormalizedImage] = list(
+            await asyncio.gather(*(normalize_image(f, limits) for f in image_files))
+        )
+        parts.extend(ImageRef(img.sha256, img.mime) for img in normalized)
+        parts.extend(ImageURL(url) for url in msg.image_urls)
+        return _Prepared(
+            parts=parts,
+            images={img.sha256: img.data for img in normalized},
+            image_names=[img.name for img in normalized],
+            notes=notes,
+        )
+
+    async def _converse(
+        self, msg: IncomingMessage, prepared: _Prepared, sink: ReplySink, started: float
+    ) -> _Answer:
+        key = msg.key
+        async with self.store.lock(key):
+            if msg.seed is not None and not await self.store.exists(key):
+                seed = await msg.seed()
+                if seed:
+                    await self.store.extend(key, seed)
+            turn = Turn.make(Role.USER, prepared.parts, msg.author)
+            budget = max(self.config.limits.context_budget - self._system_tokens, 1)
+            history = await self.store.add_user_turn(key, turn, prepared.images, budget)
+            if history.trimmed:
+                prepared.notes.append(
+                    "Older messages in this thread were left out to fit the model's context."
+                )
+            model = msg.model or history.model or self.config.model
+            messages = to_api_messages(self.config.system_prompt, history.turns, history.images)
+            answer = await self._complete(messages, model, prepared, sink, started)
+            if answer.text:
+                await self.store.add_turn(key, Turn.text(Role.ASSISTANT, answer.text))
+            return answer
+
+    async def _complete(
+        self,
+        messages: list[dict[str, Any]],
+        model: str,
+        prepared: _Prepared,
+        sink: ReplySink,
+        started: float,
+    ) -> _Answer:
+        """Stream the model's answer, running tool calls until it gives text."""
+        tools = self.toolbox.specs() if self.config.tools else None
+        notes = prepared.notes
+        usage = Usage()
+        async with self._pusher(sink) as pusher:
+            for _ in range(MAX_TOOL_ROUNDS + 1):
+                request = ChatRequest(model, messages, self.config.generation, tools)
+                try:
+                    text, done = await self._stream(request, pusher, notes, started)
+                except StreamInterrupted as exc:
+                    partial = str(exc.args[0]) if exc.args else ""
+                    if not partial:
+                        raise
+                    notes.append(exc.user_message)
+                    return _Answer(partial, model, usage, notes)
+                except BadRequestError as exc:
+                    if tools and exc.param == "tools":
+                        log.warning("model %s refused tools; asking again without them", model)
+                        tools = None
+                        continue
+                    raise
+                except RequestTooLargeError as exc:
+                    if prepared.image_names:
+                        exc.image_name = prepared.image_names[-1]
+                    raise
+                usage = usage + done.usage
+                model = done.model or model
+                if not done.tool_calls:
+                    if done.finish_reason == "length":
+                        notes.append("The answer hit the length limit and may be incomplete.")
+                    if done.finish_reason == "content_filter":
+                        notes.append("Part of the answer was withheld by the content filter.")
+                    return _Answer(text, model, usage, notes)
+                messages = [
+                    *messages,
+                    {
+                        "role": "assistant",
+                        "content": text or None,
+                        "tool_calls": [c.as_message_part() for c in done.tool_calls],
+                    },
+                ]
+                for call in done.tool_calls:
+                    pusher.status(f"Using {call.name}…")
+                    result = await asyncio.to_thread(self.toolbox.run, call)
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        log.warning("model %s still calling tools after %d rounds", model, MAX_TOOL_ROUNDS)
+        return _Answer("", model, usage, notes)
+
+    @asynccontextmanager
+    async def _pusher(self, sink: ReplySink) -> AsyncIterator[_Pusher]:
+        pusher = _Pusher(sink)
+        try:
+            yield pusher
+        finally:
+            await pusher.close()
+
+    async def _stream(
+        self, request: ChatRequest, pusher: _Pusher, notes: list[str], started: float
+    ) -> tuple[str, Completed]:
+        chunks: list[str] = []
+        reasoning: list[str] = []
+        first = True
+        try:
+            async for event in self.llm.stream(request):
+                if isinstance(event, TextDelta):
+                    if first:
+                        self.metrics.first_token.observe(time.monotonic() - started)
+                        first = False
+                    chunks.append(event.text)
+                    pusher.text("".join(chunks))
+                elif isinstance(event, ReasoningDelta):
+                    reasoning.append(event.text)
+                    if self.config.show_reasoning:
+                        pusher.status(_reasoning_status("".join(reasoning)))
+                elif isinstance(event, Fallback) and event.notice:
+                    notes.append(event.notice)
+                elif isinstance(event, Completed):
+                    self._count_usage(event.usage)
+                    return "".join(chunks), event
+        except StreamInterrupted as exc:
+            raise StreamInterrupted("".join(chunks)) from exc
+        raise StreamInterrupted("".join(chunks))
+
+    def _count_usage(self, usage: Usage) -> None:
+        for kind, count in usage.by_kind().items():
+            if count:
+                self.metrics.tokens.labels(kind).inc(count)
+
+    # -- shutdown -------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def drain(self, grace: float) -> None:
+        """Wait up to `grace` seconds for answers in flight, then cancel the rest.
+
+        A cancelled answer tells its user it was cut short, so no "thinking" status or
+        placeholder is left behind.
+        """
+        pending = set(self._tasks)
+        if not pending:
+            return
+        log.info("waiting up to %.0fs for %d answers in flight", grace, len(pending))
+        _, still = await asyncio.wait(pending, timeout=grace)
+        for task in still:
+            task.cancel()
+        if still:
+            log.warning("cancelled %d answers still running after the grace period", len(still))
+            await asyncio.wait(still, timeout=5)
+
+
+def _reasoning_status(reasoning: str) -> str:
+    """The latest line of the model's reasoning, short enough for a status line."""
+    lines = [line.strip() for line in reasoning.strip().splitlines() if line.strip()]
+    latest = lines[-1] if lines else ""
+    return f"Thinking… {latest[:120]}" if latest else "Thinking…"

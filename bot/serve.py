@@ -1,0 +1,128 @@
+"""`parley serve`: the engine, the HTTP server and every configured platform, together.
+
+Shutdown on SIGTERM or SIGINT is graceful: platforms stop taking new events, answers in
+flight get up to `BOT_SHUTDOWN_GRACE` seconds to finish, and only then do connections
+close. Anything still running after the grace period tells its user it was cut short.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from adapters import build_platforms
+from bot.engine import Engine, EngineConfig
+from bot.llm import ChatClient
+from bot.metrics import Metrics
+from bot.server import create_app
+from bot.settings import DEFAULT_BASE_URL, Settings
+from bot.store import ConversationStore
+
+log = logging.getLogger(__name__)
+
+NO_PLATFORM = """\
+parley serve: no chat platform is configured, so there is nothing to serve.
+
+Set one of:
+  Slack (HTTP mode):    SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET
+  Slack (Socket Mode):  SLACK_BOT_TOKEN and SLACK_APP_TOKEN
+  Discord:              DISCORD_BOT_TOKEN
+
+To talk to the model from this terminal instead, run: parley chat
+"""
+
+NO_API_KEY = """\
+{command}: EVOLINK_API_KEY is not set.
+
+Set EVOLINK_API_KEY to your Evolink key, or point EVOLINK_BASE_URL at another
+OpenAI-compatible server that needs no key.
+"""
+
+
+def config_problem(settings: Settings, command: str) -> str | None:
+    """What keeps `command` from starting, as a message for the operator, or None."""
+    if settings.evolink_api_key is None and settings.evolink_base_url == DEFAULT_BASE_URL:
+        return NO_API_KEY.format(command=command)
+    return None
+
+
+def build_engine(settings: Settings, metrics: Metrics) -> Engine:
+    return Engine(
+        store=ConversationStore.from_settings(settings),
+        llm=ChatClient.from_settings(
+            settings,
+            on_retry=lambda reason: metrics.retries.labels(reason).inc(),
+            on_fallback=lambda kind: metrics.fallbacks.labels(kind).inc(),
+        ),
+        config=EngineConfig.from_settings(settings),
+        metrics=metrics,
+    )
+
+
+class Service:
+    """Everything `parley serve` runs, startable in-process (the tests do)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.engine = build_engine(settings, self.metrics)
+        self.platforms = build_platforms(settings, self.engine)
+        self.app = create_app(
+            store=self.engine.store, metrics=self.metrics, platforms=self.platforms
+        )
+        for platform in self.platforms:
+            platform.mount(self.app)
+        self._runner: web.AppRunner | None = None
+        self.port = settings.port
+
+    async def start(self, *, host: str = "0.0.0.0", port: int | None = None) -> None:
+        """Listen on `port` (the PORT setting by default; 0 picks a free one)."""
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, self.settings.port if port is None else port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        for platform in self.platforms:
+            await platform.start()
+        log.info(
+            "parley serving on %s:%d (%s)",
+            host,
+            self.port,
+            ", ".join(p.name for p in self.platforms) or "no platforms",
+        )
+
+    async def shutdown(self) -> None:
+        for platform in self.platforms:
+            await platform.stop_intake()
+        await self.engine.drain(self.settings.bot_shutdown_grace)
+        for platform in self.platforms:
+            await platform.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.engine.llm.aclose()
+        await self.engine.store.aclose()
+
+
+async def serve(settings: Settings) -> int:
+    """Run until SIGTERM or SIGINT; the process exit status."""
+    if not (settings.slack_enabled or settings.discord_enabled):
+        sys.stderr.write(NO_PLATFORM)
+        return 2
+    problem = config_problem(settings, "parley serve")
+    if problem:
+        sys.stderr.write(problem)
+        return 2
+    service = Service(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    await stop.wait()
+    log.info("shutting down: finishing answers in flight")
+    await service.shutdown()
+    return 0
