@@ -167,6 +167,8 @@ class Settings(BaseSettings):
     discord_guild_ids: IntList = Field(default_factory=list)
     discord_shard_count: int | None = Field(default=None, ge=1)
     discord_shard_ids: IntList = Field(default_factory=list)
+    # Seconds discord.py waits for more GUILD_CREATEs after the last before it is ready.
+    discord_guild_ready_timeout: float = Field(default=2.0, ge=0)
 
     _split_lists = field_validator(
         "bot_stop", "slack_file_hosts", "discord_guild_ids", "discord_shard_ids", mode="before"

@@ -1,0 +1,50 @@
+"""Where a Discord conversation lives: its key, and the thread an answer opens."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+
+from adapters.discord.types import ReplyChannel
+from bot.conversation import ConversationKey
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "discord"
+NO_THREAD_NOTE = "I couldn't start a thread here, so follow-ups won't have this answer's context."
+THREAD_TYPES = frozenset(
+    {
+        discord.ChannelType.public_thread,
+        discord.ChannelType.private_thread,
+        discord.ChannelType.news_thread,
+    }
+)
+
+
+def dm_key(channel_id: int) -> ConversationKey:
+    return ConversationKey(PLATFORM, "dm", str(channel_id), str(channel_id))
+
+
+def thread_key(guild_id: int, parent_id: int, thread_id: int) -> ConversationKey:
+    return ConversationKey(PLATFORM, str(guild_id), str(parent_id), str(thread_id))
+
+
+def is_thread(channel: object) -> bool:
+    if isinstance(channel, discord.Thread):
+        return True
+    return isinstance(channel, discord.PartialMessageable) and channel.type in THREAD_TYPES
+
+
+def key_in_thread(guild_id: int, thread: ReplyChannel) -> ConversationKey:
+    parent_id = getattr(thread, "parent_id", None) or thread.id
+    return thread_key(guild_id, parent_id, thread.id)
+
+
+async def open_thread(channel: ReplyChannel, message_id: int, name: str) -> discord.Thread | None:
+    """A thread started on the message, or None where one can't be (no permission, DMs)."""
+    try:
+        return await channel.get_partial_message(message_id).create_thread(name=name)
+    except (discord.HTTPException, ValueError) as exc:
+        log.warning("could not start a thread on message %s: %s", message_id, exc)
+        return None
