@@ -2,8 +2,8 @@
 
 `discord_bot()` starts a fake Discord (one guild with #general, people Alice and Bob,
 another bot, a DM with Alice), the fake chat-completions server and `bot.serve.Service`
-on loopback, waits until the gateway is ready, and on exit checks that no message the
-bot sent could ping anyone.
+(engine, HTTP server and Discord platform, as `parley serve` runs them) on loopback,
+and waits until the gateway is ready. Tests check `assert_no_pings()` at the end.
 """
 
 from __future__ import annotations
@@ -17,21 +17,24 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.discord.platform import DiscordPlatform
-from bot.engine import Engine, EngineConfig
-from bot.llm import ChatClient
+from bot.serve import Service
 from bot.settings import Settings
-from bot.store import ConversationStore
 from tests.fakes.discord_api import FakeDiscord, Json
 from tests.fakes.llm_server import FakeLLM, RecordedRequest
 
 NO_PINGS: Json = {"parse": []}
 
 
+def conversation(request: RecordedRequest) -> list[tuple[str, Any]]:
+    """(role, content) of each message the model got, after the system prompt."""
+    return [(m["role"], m["content"]) for m in request.body["messages"][1:]]
+
+
 @dataclass
 class DiscordBot:
     discord: FakeDiscord
     llm: FakeLLM
-    engine: Engine
+    service: Service
     platform: DiscordPlatform
     guild: str
     general: str
@@ -52,9 +55,16 @@ class DiscordBot:
         for body in sent:
             assert body.get("allowed_mentions") == NO_PINGS, body
 
-    async def wait_for_requests(self, count: int) -> list[RecordedRequest]:
-        await self.discord.wait_until(lambda: len(self.llm.requests) >= count)
-        return self.llm.requests
+    async def ask(self, text: str, **fields: Any) -> str:
+        """Alice mentions the bot in #general; the id of the thread the answer goes to."""
+        question = await self.discord.mention_bot(self.general, self.alice, text, **fields)
+        return str(question["id"])  # a thread started on a message shares its id
+
+    async def start_thread(self, text: str) -> str:
+        """`ask`, and wait for the answer."""
+        thread_id = await self.ask(text)
+        await self.answered(thread_id)
+        return thread_id
 
     async def answered(self, channel_id: str, count: int = 1, *, text: str = "") -> list[Json]:
         """The bot's messages in a channel once `count` are done (not loading) and hold `text`."""
@@ -114,26 +124,18 @@ async def discord_bot(
                 evolink_max_retries=0,
                 bot_tools=False,
                 redis_url=redis_url,
-                discord_bot_token=SecretStr("discord-bot-token"),
+                discord_bot_token=SecretStr(fake.token),
                 discord_api_url=fake.api_url,
                 discord_guild_ready_timeout=0.05,
                 **overrides,
             )
-            engine = Engine(
-                store=ConversationStore.from_settings(settings),
-                llm=ChatClient.from_settings(settings),
-                config=EngineConfig.from_settings(settings),
-            )
-            platform = DiscordPlatform(settings, engine)
-            await platform.start()
+            service = Service(settings)
+            await service.start(host="127.0.0.1", port=0)
             try:
+                [platform] = [p for p in service.platforms if isinstance(p, DiscordPlatform)]
                 await fake.wait_until(platform.ready)
-                yield DiscordBot(fake, llm, engine, platform, **people)
+                yield DiscordBot(fake, llm, service, platform, **people)
             finally:
-                await platform.stop_intake()
-                await engine.drain(settings.bot_shutdown_grace)
-                await platform.close()
-                await engine.llm.aclose()
-                await engine.store.aclose()
+                await service.shutdown()
     finally:
         await fake.close()

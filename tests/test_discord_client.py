@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 from unittest.mock import Mock
 
+import discord
 import pytest
 import redis.asyncio as aioredis
 from discord.http import Route
 from pydantic import SecretStr
 
 from adapters.discord.client import make_client
+from bot.serve import Service
 from bot.settings import Settings
 from tests.discord_harness import discord_bot
 from tests.fakes.discord_api import FakeDiscord
@@ -38,10 +40,7 @@ async def test_commands_sync_once_and_survive_a_gateway_reconnect(
 
         await fake.reconnect_all()
         await fake.wait_until(lambda: len(fake.resumes) == 1)
-        question = await fake.user_says(
-            bot.general, bot.alice, f"{fake.mention()} still there?", mentions=[fake.bot_user]
-        )
-        await bot.answered(question["id"], text="still there?")
+        await bot.answered(await bot.ask("still there?"), text="still there?")
         assert len(fake.find_calls("PUT", COMMAND_SYNC)) == 1
         assert len(fake.identifies) == 1
 
@@ -70,10 +69,7 @@ async def test_a_pod_runs_only_its_own_shards(redis_client: aioredis.Redis, redi
     async with discord_bot(redis_url, configure) as bot:
         fake = bot.discord
         assert [i["shard"] for i in fake.identifies] == [[1, 2]]
-        question = await fake.user_says(
-            bot.general, bot.alice, f"{fake.mention()} sharded hello", mentions=[fake.bot_user]
-        )
-        await bot.answered(question["id"], text="sharded hello")
+        await bot.answered(await bot.ask("sharded hello"), text="sharded hello")
 
 
 async def test_all_shards_connect_when_no_ids_are_given(
@@ -101,3 +97,27 @@ def test_shard_settings_are_checked(
     settings = Settings(_env_file=None, discord_bot_token=SecretStr("t"))  # type: ignore[call-arg]
     with pytest.raises(ValueError, match=problem):
         make_client(settings, hooks=Mock())
+
+
+async def test_a_wrong_token_fails_start_up_cleanly(
+    redis_client: aioredis.Redis, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeDiscord()
+    await fake.start()
+    try:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            evolink_base_url="http://127.0.0.1:9",
+            redis_url=redis_url,
+            discord_bot_token=SecretStr("not-the-token"),
+            discord_api_url=fake.api_url,
+        )
+        service = Service(settings)
+        with pytest.raises(discord.LoginFailure):
+            await service.start(host="127.0.0.1", port=0)
+        await service.shutdown()
+    finally:
+        await fake.close()
+    assert "DISCORD_BOT_TOKEN" in caplog.text
+    assert [c.path for c in fake.calls] == ["/users/@me"]
+    assert Route.BASE == "https://discord.com/api/v10"

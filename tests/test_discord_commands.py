@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from tests.discord_harness import DiscordBot, discord_bot
+from tests.discord_harness import DiscordBot, conversation, discord_bot
 from tests.fakes.discord_api import Json
 from tests.fakes.llm_server import Error, Reply
 from tests.test_discord_messages import png
@@ -45,8 +45,7 @@ async def test_chat_is_deferred_answered_and_continues_in_a_thread_on_the_answer
 
     await fake.user_says(thread["id"], bot.alice, "why not a list?")
     await bot.answered(thread["id"], text="why not a list?")
-    messages = bot.llm.requests[1].body["messages"]
-    assert [(m["role"], m["content"]) for m in messages[1:]] == [
+    assert conversation(bot.llm.requests[1]) == [
         ("user", "Alice: fast queue?"),
         ("assistant", "Use a deque."),
         ("user", "Alice: why not a list?"),
@@ -128,20 +127,34 @@ async def test_reset_in_a_dm_starts_a_fresh_conversation(bot: DiscordBot) -> Non
 
     await fake.user_says(bot.dm, bot.alice, "what is my number?")
     await bot.answered(bot.dm, 2, text="what is my number?")
-    assert [m["content"] for m in bot.llm.requests[1].body["messages"][1:]] == [
-        "Alice: what is my number?"
-    ]
+    assert conversation(bot.llm.requests[1]) == [("user", "Alice: what is my number?")]
 
 
 async def test_model_in_a_thread_switches_that_threads_model(bot: DiscordBot) -> None:
     fake = bot.discord
-    question = await fake.user_says(
-        bot.general, bot.alice, f"{fake.mention()} hi", mentions=[fake.bot_user]
-    )
-    thread_id = question["id"]
-    await bot.answered(thread_id)
+    thread_id = await bot.start_thread("hi")
     await fake.slash("model", thread_id, bot.alice, [option("name", "gpt-5.1-thinking")])
     await fake.wait_until(lambda: bool(fake.find_calls("POST", r"/interactions/.*/callback")))
     await fake.user_says(thread_id, bot.alice, "again")
     await bot.answered(thread_id, 2, text="again")
     assert [r.model for r in bot.llm.requests] == ["gpt-5.5", "gpt-5.1-thinking"]
+
+
+async def test_without_thread_permission_the_answer_stays_in_the_channel(
+    bot: DiscordBot,
+) -> None:
+    fake = bot.discord
+    fake.threads_allowed = False
+    missing = fake.attachment("gone.png", "image/png", png())
+    fake.files.clear()  # the CDN no longer has it
+    await fake.slash(
+        "chat",
+        bot.general,
+        bot.alice,
+        [option("prompt", "no threads here"), option("image", missing["id"], kind=11)],
+        attachments=[missing],
+    )
+    [answer] = await bot.answered(bot.general, text="follow-ups")
+    assert answer["content"].startswith("You said: Alice: no threads here")
+    assert "couldn't download “gone.png” (HTTP 404)" in answer["content"]
+    assert fake.threads_of(bot.general) == []

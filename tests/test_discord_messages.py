@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from tests.discord_harness import DiscordBot, discord_bot
+from tests.discord_harness import DiscordBot, conversation, discord_bot
 from tests.fakes.llm_server import Error, Reply
 
 
@@ -31,13 +31,7 @@ async def test_mention_is_answered_in_a_new_thread_named_from_the_question(
     bot: DiscordBot,
 ) -> None:
     fake = bot.discord
-    question = await fake.user_says(
-        bot.general,
-        bot.alice,
-        f"{fake.mention()} how do I reverse a list in Python without copying it?",
-        mentions=[fake.bot_user],
-    )
-    thread_id = question["id"]  # a thread started on a message shares its id
+    thread_id = await bot.ask("how do I reverse a list in Python without copying it?")
     answers = await bot.answered(thread_id, text="reverse a list")
 
     [thread] = fake.threads_of(bot.general)
@@ -53,17 +47,12 @@ async def test_mention_is_answered_in_a_new_thread_named_from_the_question(
 async def test_thread_conversation_continues_with_history_and_no_mention(bot: DiscordBot) -> None:
     fake = bot.discord
     bot.llm.enqueue(Reply("Paris is the capital of France."))
-    question = await fake.user_says(
-        bot.general, bot.alice, f"{fake.mention()} capital of France?", mentions=[fake.bot_user]
-    )
-    thread_id = question["id"]
-    await bot.answered(thread_id, text="Paris")
+    thread_id = await bot.start_thread("capital of France?")
 
     await fake.user_says(thread_id, bot.bob, "and its population?")
     await bot.answered(thread_id, 2, text="and its population?")
 
-    messages = bot.llm.requests[1].body["messages"]
-    assert [(m["role"], m["content"]) for m in messages[1:]] == [
+    assert conversation(bot.llm.requests[1]) == [
         ("user", "Alice: capital of France?"),
         ("assistant", "Paris is the capital of France."),
         ("user", "Bob: and its population?"),
@@ -83,14 +72,8 @@ async def test_image_attachment_reaches_the_model_as_a_data_url(bot: DiscordBot)
     picture = fake.attachment("red.png", "image/png", png())
     notes = fake.attachment("notes.md", "text/markdown", b"# Plan\n- ship it\n")
     binary = fake.attachment("tool.exe", "application/x-msdownload", b"MZ\x90\x00")
-    question = await fake.user_says(
-        bot.general,
-        bot.alice,
-        f"{fake.mention()} what colour is this?",
-        mentions=[fake.bot_user],
-        attachments=[picture, notes, binary],
-    )
-    answers = await bot.answered(question["id"], text="[image]")
+    thread_id = await bot.ask("what colour is this?", attachments=[picture, notes, binary])
+    answers = await bot.answered(thread_id, text="[image]")
 
     [request] = bot.llm.requests
     [url] = request.image_urls
@@ -104,17 +87,9 @@ async def test_image_attachment_reaches_the_model_as_a_data_url(bot: DiscordBot)
 
 async def test_other_bots_and_itself_are_ignored(bot: DiscordBot) -> None:
     fake = bot.discord
-    question = await fake.user_says(
-        bot.general, bot.alice, f"{fake.mention()} first question", mentions=[fake.bot_user]
-    )
-    thread_id = question["id"]
-    await bot.answered(thread_id)
-    await fake.user_says(
-        thread_id, bot.other_bot, f"{fake.mention()} bot talk", mentions=[fake.bot_user]
-    )
-    await fake.user_says(
-        bot.general, bot.other_bot, f"{fake.mention()} hi", mentions=[fake.bot_user]
-    )
+    thread_id = await bot.start_thread("first question")
+    await fake.mention_bot(thread_id, bot.other_bot, "bot talk")
+    await fake.mention_bot(bot.general, bot.other_bot, "hi")
     await bot.settle()
     # One model request: its own answer (echoed by the gateway) and other bots were ignored.
     assert len(bot.llm.requests) == 1
@@ -123,11 +98,7 @@ async def test_other_bots_and_itself_are_ignored(bot: DiscordBot) -> None:
 
 async def test_everyone_pings_and_system_messages_are_ignored(bot: DiscordBot) -> None:
     fake = bot.discord
-    question = await fake.user_says(
-        bot.general, bot.alice, f"{fake.mention()} start", mentions=[fake.bot_user]
-    )
-    thread_id = question["id"]
-    await bot.answered(thread_id)
+    thread_id = await bot.start_thread("start")
     await fake.user_says(thread_id, bot.bob, "@everyone standup now", mention_everyone=True)
     await fake.user_says(bot.general, bot.bob, "@here lunch?", mention_everyone=True)
     await fake.user_says(thread_id, bot.bob, "", type=18)  # a thread-created system message
@@ -145,29 +116,23 @@ async def test_mention_in_someone_elses_thread_reads_its_earlier_messages_once(
     await bot.settle()
     assert bot.llm.requests == []  # not addressed yet: a thread the bot is not in
 
-    await fake.user_says(
-        thread_id, bot.bob, f"{fake.mention()} is that a good idea?", mentions=[fake.bot_user]
-    )
+    await fake.mention_bot(thread_id, bot.bob, "is that a good idea?")
     await bot.answered(thread_id, text="good idea")
     await fake.user_says(thread_id, bot.alice, "thanks")
     await bot.answered(thread_id, 2, text="thanks")
 
     first, second = bot.llm.requests
-    assert [m["content"] for m in first.body["messages"][1:]] == [
-        "Alice: we deploy on Fridays",
-        "Bob: that's risky",
-        "Bob: is that a good idea?",
+    assert conversation(first) == [
+        ("user", "Alice: we deploy on Fridays"),
+        ("user", "Bob: that's risky"),
+        ("user", "Bob: is that a good idea?"),
     ]
     assert len(second.body["messages"]) == len(first.body["messages"]) + 2
     assert len(fake.find_calls("GET", f"/channels/{thread_id}/messages")) == 1
 
 
 async def test_model_error_is_shown_in_the_thread(bot: DiscordBot) -> None:
-    fake = bot.discord
     bot.llm.enqueue(Error(402))
-    question = await fake.user_says(
-        bot.general, bot.alice, f"{fake.mention()} hello", mentions=[fake.bot_user]
-    )
-    [answer] = await bot.answered(question["id"], text="quota")
+    [answer] = await bot.answered(await bot.ask("hello"), text="quota")
     assert answer["content"].startswith("⚠️ ")
     assert "top up" in answer["content"]

@@ -41,14 +41,10 @@ def without_added_fences(chunks: list[str]) -> str:
 
 
 async def test_a_5000_character_answer_is_split_without_losing_anything(bot: DiscordBot) -> None:
-    fake = bot.discord
     text = long_answer()
     assert 4800 < len(text) < 5600
     bot.llm.enqueue(Reply(text, chunk_size=500))
-    question = await fake.user_says(
-        bot.general, bot.alice, f"{fake.mention()} long please", mentions=[fake.bot_user]
-    )
-    answers = await bot.answered(question["id"], 3, text="Done.")
+    answers = await bot.answered(await bot.ask("long please"), 3, text="Done.")
 
     chunks = [m["content"] for m in answers]
     assert all(len(chunk) <= MESSAGE_LIMIT for chunk in chunks)
@@ -60,12 +56,10 @@ async def test_messages_are_edited_at_most_about_once_a_second(bot: DiscordBot) 
     fake = bot.discord
     text = "tick " * 80
     bot.llm.enqueue(Reply(text, chunk_size=10, chunk_delay=0.08))  # ~3 s of streaming
-    question = await fake.user_says(
-        bot.general, bot.alice, f"{fake.mention()} slowly", mentions=[fake.bot_user]
-    )
-    [answer] = await bot.answered(question["id"], text=text.strip())
+    thread_id = await bot.ask("slowly")
+    [answer] = await bot.answered(thread_id, text=text.strip())
 
-    edits = fake.find_calls("PATCH", rf"/channels/{question['id']}/messages/{answer['id']}")
+    edits = fake.find_calls("PATCH", rf"/channels/{thread_id}/messages/{answer['id']}")
     assert len(edits) >= 2  # it did stream
     gaps = [b.at - a.at for a, b in itertools.pairwise(edits)]
     assert all(gap >= 0.9 for gap in gaps[:-1]), gaps  # the final edit may follow sooner

@@ -13,16 +13,14 @@ from collections.abc import Awaitable, Callable
 import discord
 from discord import app_commands
 
-from adapters.discord.content import thread_name
+from adapters.discord.content import thread_name, to_incoming
 from adapters.discord.files import AttachmentFetcher
 from adapters.discord.intake import Intake
 from adapters.discord.places import (
-    NO_THREAD_NOTE,
     dm_key,
     is_thread,
     key_in_thread,
     open_thread,
-    thread_key,
 )
 from adapters.discord.seed import thread_seed
 from adapters.discord.sink import (
@@ -33,7 +31,7 @@ from adapters.discord.sink import (
     InteractionOutlet,
 )
 from adapters.discord.types import REPLY_CHANNELS, ReplyChannel
-from bot.conversation import IncomingMessage, SeedLoader
+from bot.conversation import SeedLoader
 from bot.engine import Engine
 from bot.errors import ParleyError
 from bot.llm_types import SEED_MODELS
@@ -109,22 +107,18 @@ class CommandHandler:
                 seed = thread_seed(channel, outlet.original_id, me)
         else:
             name = thread_name(prompt, f"Chat with {interaction.user.display_name}")
-            thread = await open_thread(channel, outlet.original_id, name)
-            if thread is None:
-                fetched.notes.append(NO_THREAD_NOTE)
-                key = thread_key(interaction.guild_id, channel.id, outlet.original_id)
-            else:
-                key = thread_key(interaction.guild_id, channel.id, thread.id)
+            key, thread = await open_thread(
+                channel, interaction.guild_id, outlet.original_id, name, fetched.notes
+            )
+            if thread is not None:
                 outlet.thread = ChannelOutlet(thread)
-        incoming = IncomingMessage(
-            key=key,
-            text=prompt,
-            author=interaction.user.display_name,
-            author_id=str(interaction.user.id),
-            files=fetched.files,
-            notes=fetched.notes,
-            event_id=f"discord:interaction:{interaction.id}",
+        incoming = to_incoming(
+            key,
+            prompt,
+            interaction.user,
+            fetched,
             seed=seed,
+            event_id=f"discord:interaction:{interaction.id}",
             model=model,
         )
         await self._engine.handle(incoming, sink)

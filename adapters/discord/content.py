@@ -6,6 +6,9 @@ import re
 
 import discord
 
+from adapters.discord.files import Fetched
+from bot.conversation import ConversationKey, IncomingMessage, SeedLoader
+
 THREAD_NAME_CHARS = 60  # Discord allows 100; shorter names read better in the sidebar
 
 
@@ -41,3 +44,27 @@ def thread_name(question: str, fallback: str) -> str:
     if " " in cut:
         cut = cut[: cut.rfind(" ")]
     return cut.rstrip(" ,.;:-") + "…"
+
+
+def to_incoming(
+    key: ConversationKey,
+    text: str,
+    person: discord.abc.User,
+    fetched: Fetched,
+    *,
+    seed: SeedLoader | None,
+    event_id: str | None = None,
+    model: str | None = None,
+) -> IncomingMessage:
+    """What the person asked, for the engine."""
+    return IncomingMessage(
+        key=key,
+        text=text,
+        author=person.display_name,
+        author_id=str(person.id),
+        files=fetched.files,
+        notes=fetched.notes,
+        event_id=event_id,
+        seed=seed,
+        model=model,
+    )

@@ -12,22 +12,15 @@ import logging
 
 import discord
 
-from adapters.discord.content import mentions_me, prompt_text, thread_name
+from adapters.discord.content import mentions_me, prompt_text, thread_name, to_incoming
 from adapters.discord.files import AttachmentFetcher
 from adapters.discord.filters import ignored
 from adapters.discord.intake import Intake
-from adapters.discord.places import (
-    NO_THREAD_NOTE,
-    dm_key,
-    is_thread,
-    key_in_thread,
-    open_thread,
-    thread_key,
-)
+from adapters.discord.places import dm_key, is_thread, key_in_thread, open_thread
 from adapters.discord.seed import thread_seed
 from adapters.discord.sink import FAILURES, NO_PINGS, AnswerSink, ChannelOutlet
 from adapters.discord.types import REPLY_CHANNELS, ReplyChannel
-from bot.conversation import ConversationKey, IncomingMessage, SeedLoader
+from bot.conversation import ConversationKey, SeedLoader
 from bot.engine import Engine
 from bot.errors import ParleyError
 
@@ -73,26 +66,13 @@ class MessageHandler:
             return  # a redelivery: the first copy is answered
         text = prompt_text(message, me)
         fetched = await self._fetcher.fetch(message.attachments)
-        where = channel
+        where: ReplyChannel = channel
         if key is None:
             guild_id = message.guild.id if message.guild else 0
             name = thread_name(text, f"Chat with {message.author.display_name}")
-            thread = await open_thread(channel, message.id, name)
-            if thread is None:
-                fetched.notes.append(NO_THREAD_NOTE)
-                key = thread_key(guild_id, channel.id, message.id)
-            else:
-                key = thread_key(guild_id, channel.id, thread.id)
-                where = thread
-        incoming = IncomingMessage(
-            key=key,
-            text=text,
-            author=message.author.display_name,
-            author_id=str(message.author.id),
-            files=fetched.files,
-            notes=fetched.notes,
-            seed=seed,
-        )
+            key, thread = await open_thread(channel, guild_id, message.id, name, fetched.notes)
+            where = thread or channel
+        incoming = to_incoming(key, text, message.author, fetched, seed=seed)
         await self._engine.handle(incoming, AnswerSink(ChannelOutlet(where), typing=where))
 
 

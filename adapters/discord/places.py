@@ -41,10 +41,18 @@ def key_in_thread(guild_id: int, thread: ReplyChannel) -> ConversationKey:
     return thread_key(guild_id, parent_id, thread.id)
 
 
-async def open_thread(channel: ReplyChannel, message_id: int, name: str) -> discord.Thread | None:
-    """A thread started on the message, or None where one can't be (no permission, DMs)."""
+async def open_thread(
+    channel: ReplyChannel, guild_id: int, message_id: int, name: str, notes: list[str]
+) -> tuple[ConversationKey, discord.Thread | None]:
+    """A thread started on the message, and the conversation it holds.
+
+    Where no thread can be started (no permission, a voice channel's chat) the answer
+    goes in the channel, as a conversation of its own, with a note saying so.
+    """
     try:
-        return await channel.get_partial_message(message_id).create_thread(name=name)
+        thread = await channel.get_partial_message(message_id).create_thread(name=name)
     except (discord.HTTPException, ValueError) as exc:
         log.warning("could not start a thread on message %s: %s", message_id, exc)
-        return None
+        notes.append(NO_THREAD_NOTE)
+        return thread_key(guild_id, channel.id, message_id), None
+    return thread_key(guild_id, channel.id, thread.id), thread

@@ -77,10 +77,16 @@ class DiscordPlatform:
 
     async def start(self) -> None:
         self._previous = set_api_base(self._settings.discord_api_url)
-        await self.client.login(self._token.get_secret_value())
-        gateway = self._settings.discord_gateway_url
-        if gateway is None:
-            _, gateway, _ = await self.client.http.get_bot_gateway()
+        try:
+            await self.client.login(self._token.get_secret_value())
+            gateway = self._settings.discord_gateway_url
+            if gateway is None:
+                _, gateway, _ = await self.client.http.get_bot_gateway()
+        except BaseException as exc:
+            if isinstance(exc, discord.LoginFailure):
+                log.error("Discord refused DISCORD_BOT_TOKEN: check the bot's token.")
+            await self._shut()
+            raise
         set_gateway(gateway)
         self._gateway = asyncio.create_task(self._run(), name="discord-gateway")
 
@@ -104,6 +110,9 @@ class DiscordPlatform:
 
     async def close(self) -> None:
         await self._intake.drain(self._settings.bot_shutdown_grace)
+        await self._shut()
+
+    async def _shut(self) -> None:
         await self.client.close()
         if self._gateway is not None:
             await self._gateway

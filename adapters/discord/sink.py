@@ -157,9 +157,10 @@ class _Shown:
 
 def final_text(reply: FinalReply) -> str:
     """The answer and, under it, the notes in Discord's small subtext."""
-    notes = "\n".join(f"-# {note}" for note in reply.notes)
-    text = reply.text if reply.text.strip() else ("" if notes else EMPTY_ANSWER)
-    return f"{text}\n\n{notes}" if text and notes else text or notes
+    parts = [reply.text] if reply.text.strip() else []
+    if reply.notes:
+        parts.append("\n".join(f"-# {note}" for note in reply.notes))
+    return "\n\n".join(parts) or EMPTY_ANSWER
 
 
 class AnswerSink:
@@ -189,7 +190,7 @@ class AnswerSink:
 
     async def progress(self, status: str) -> None:
         if not self._text and not self.done:
-            await self._show(f"*{status}*", final=False)
+            await self._show(f"-# {status}", final=False)
 
     async def update(self, text: str) -> None:
         if not text.strip() or self.done:
@@ -214,7 +215,7 @@ class AnswerSink:
         try:
             async with channel.typing():
                 await self._texted.wait()
-        except discord.HTTPException as exc:
+        except FAILURES as exc:
             log.warning("typing indicator failed: %s", exc)
 
     async def _stop_typing(self) -> None:

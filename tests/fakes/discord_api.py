@@ -91,7 +91,8 @@ def _items(request: web.Request) -> list[Json]:
 
 
 class FakeDiscord:
-    def __init__(self, *, bot_name: str = "Parley") -> None:
+    def __init__(self, *, bot_name: str = "Parley", token: str = "discord-bot-token") -> None:
+        self.token = token
         self._ids = itertools.count(1)
         self.app_id = self.snowflake()
         self.bot_user = self._user(self.app_id, bot_name, bot=True)
@@ -106,6 +107,7 @@ class FakeDiscord:
         self.resumes: list[Json] = []
         self.sessions: list[Session] = []
         self.recommended_shards = 1
+        self.threads_allowed = True  # False: the bot lacks Create Public Threads
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -289,29 +291,17 @@ class FakeDiscord:
         channel["last_message_id"] = message["id"]
         return message
 
-    async def user_says(
-        self,
-        channel_id: str,
-        author: Json,
-        content: str,
-        *,
-        mentions: list[Json] | None = None,
-        mention_everyone: bool = False,
-        attachments: list[Json] | None = None,
-        type: int = 0,
-    ) -> Json:
-        """A message someone posts; dispatched as MESSAGE_CREATE."""
-        message = self._message(
-            channel_id,
-            author,
-            content,
-            mentions=mentions,
-            mention_everyone=mention_everyone,
-            attachments=attachments,
-            type=type,
-        )
+    async def user_says(self, channel_id: str, author: Json, content: str, **fields: Any) -> Json:
+        """A message someone posts (`fields` as for `_message`); dispatched as MESSAGE_CREATE."""
+        message = self._message(channel_id, author, content, **fields)
         await self.dispatch("MESSAGE_CREATE", message, guild_id=message.get("guild_id"))
         return message
+
+    async def mention_bot(self, channel_id: str, author: Json, text: str, **fields: Any) -> Json:
+        """A message that mentions the bot first, as Discord's autocomplete writes it."""
+        return await self.user_says(
+            channel_id, author, f"{self.mention()} {text}", mentions=[self.bot_user], **fields
+        )
 
     def mention(self) -> str:
         return f"<@{self.app_id}>"
@@ -493,6 +483,10 @@ class FakeDiscord:
             )
             self.calls.append(call)
             request[BODY] = body
+            # Interactions and their webhooks are authorized by the token in the URL.
+            by_bot = not request.path.startswith((f"{API}/interactions/", f"{API}/webhooks/"))
+            if by_bot and request.headers.get("Authorization") != f"Bot {self.token}":
+                return _error(401, 0, "401: Unauthorized")
         response: web.StreamResponse = await handler(request)
         return response
 
@@ -784,6 +778,8 @@ class FakeDiscord:
 
     async def _thread_from_message(self, request: web.Request) -> web.Response:
         channel_id, message_id = request.match_info["cid"], request.match_info["mid"]
+        if not self.threads_allowed:
+            return _error(403, 50013, "Missing Permissions")
         if message_id not in self.messages:
             return _error(404, 10008, "Unknown Message")
         if message_id in self.channels:
