@@ -69,6 +69,7 @@ async def test_a_pod_runs_only_its_own_shards(redis_client: aioredis.Redis, redi
     async with discord_bot(redis_url, configure) as bot:
         fake = bot.discord
         assert [i["shard"] for i in fake.identifies] == [[1, 2]]
+        assert not fake.find_calls("PUT", COMMAND_SYNC)  # the shard-0 pod syncs them
         await bot.answered(await bot.ask("sharded hello"), text="sharded hello")
 
 
@@ -80,6 +81,9 @@ async def test_all_shards_connect_when_no_ids_are_given(
 
     async with discord_bot(redis_url, configure) as bot:
         assert sorted(i["shard"] for i in bot.discord.identifies) == [[0, 2], [1, 2]]
+        assert len(bot.discord.find_calls("PUT", COMMAND_SYNC)) == 1
+        await bot.discord.user_says(bot.dm, bot.alice, "DMs arrive on shard 0")
+        await bot.answered(bot.dm, text="shard 0")
 
 
 @pytest.mark.parametrize(

@@ -52,7 +52,14 @@ class DiscordPlatform:
     # -- client hooks ---------------------------------------------------------
 
     async def setup(self) -> None:
-        """Sync the slash commands: to DISCORD_GUILD_IDS (instant) or globally."""
+        """Sync the slash commands: to DISCORD_GUILD_IDS (instant) or globally.
+
+        With shards spread over several processes, the one running shard 0 syncs.
+        """
+        shard_ids = self._settings.discord_shard_ids
+        if shard_ids and 0 not in shard_ids:
+            log.info("slash commands are synced by the process running shard 0")
+            return
         try:
             if not self._settings.discord_guild_ids:
                 synced = await self.tree.sync()
