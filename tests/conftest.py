@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
+from tests.fakes.llm_server import FakeLLM, FakeLLMPair
+
 # A database number of the suite's own, so a developer's data in db 0 is never touched.
 TEST_REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
@@ -26,3 +28,17 @@ async def redis_client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture
+async def fake_llm() -> AsyncIterator[FakeLLM]:
+    """A fake chat-completions server; point EVOLINK_BASE_URL at `fake_llm.base_url`."""
+    async with FakeLLM() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_llm_pair() -> AsyncIterator[FakeLLMPair]:
+    """Two fakes: `primary` for the base URL, `fallback` for the fallback base URL."""
+    async with FakeLLM(name="primary") as primary, FakeLLM(name="fallback") as fallback:
+        yield FakeLLMPair(primary, fallback)
