@@ -17,6 +17,7 @@ For each message an adapter hands over, `Engine.handle`:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -103,17 +104,25 @@ class _Answer:
 
 
 class _Pusher:
-    """Shows the latest text on the sink, at most once per interval, off the read loop."""
+    """Shows the latest text on the sink, at most once per interval, off the read loop.
+
+    It holds the growing list of text chunks and joins them only when it pushes, so a
+    long answer costs one join per update, not one per token. Closing never interrupts
+    a sink call in progress: a platform request cut off halfway could leave a message
+    the sink does not know about.
+    """
 
     def __init__(self, sink: ReplySink) -> None:
         self._sink = sink
-        self._text = ""
+        self._chunks: list[str] = []
         self._status: str | None = None
         self._wake = asyncio.Event()
+        self._in_sink = False
+        self._closing = False
         self._task = asyncio.create_task(self._run())
 
-    def text(self, text: str) -> None:
-        self._text = text
+    def text(self, chunks: list[str]) -> None:
+        self._chunks = chunks
         self._wake.set()
 
     def status(self, status: str) -> None:
@@ -121,24 +130,30 @@ class _Pusher:
         self._wake.set()
 
     async def _run(self) -> None:
-        shown = ""
+        shown = 0
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if self._status is not None:
-                status, self._status = self._status, None
-                await self._sink.progress(status)
-            if self._text != shown:
-                shown = self._text
-                await self._sink.update(shown)
+            self._in_sink = True
+            try:
+                if self._status is not None:
+                    status, self._status = self._status, None
+                    await self._sink.progress(status)
+                if len(self._chunks) != shown:
+                    shown = len(self._chunks)
+                    await self._sink.update("".join(self._chunks))
+            finally:
+                self._in_sink = False
+            if self._closing:
+                return
             await asyncio.sleep(self._sink.min_update_interval)
 
     async def close(self) -> None:
-        self._task.cancel()
-        try:
+        self._closing = True
+        if not self._in_sink:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
             await self._task
-        except asyncio.CancelledError:
-            pass
 
 
 class Engine:
@@ -367,7 +382,7 @@ class Engine:
                         self.metrics.first_token.observe(time.monotonic() - started)
                         first = False
                     chunks.append(event.text)
-                    pusher.text("".join(chunks))
+                    pusher.text(chunks)
                 elif isinstance(event, ReasoningDelta):
                     reasoning.append(event.text)
                     if self.config.show_reasoning:

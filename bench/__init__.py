@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.engine`, `python -m bench.slack` (or `make bench`)."""
