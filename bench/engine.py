@@ -25,7 +25,6 @@ import contextlib
 import json
 import random
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -52,21 +51,19 @@ async def fake_model() -> AsyncIterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.fakes.llm_server",
-            "--port",
-            str(port),
-            "--api-key",
-            "",
-            "--first-token-delay",
-            str(FIRST_TOKEN),
-            "--chunk-delay",
-            "0",
-        ],
-        stdout=subprocess.DEVNULL,
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tests.fakes.llm_server",
+        "--port",
+        str(port),
+        "--api-key",
+        "",
+        "--first-token-delay",
+        str(FIRST_TOKEN),
+        "--chunk-delay",
+        "0",
+        stdout=asyncio.subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -80,7 +77,7 @@ async def fake_model() -> AsyncIterator[str]:
         yield base_url
     finally:
         process.terminate()
-        process.wait(10)
+        await process.wait()
 
 
 @dataclass
