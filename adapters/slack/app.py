@@ -11,6 +11,18 @@ from adapters.slack.gate import Gate
 from adapters.slack.handlers import Handlers
 
 
+class _ClientOverToken(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment on its own and warns that the
+    client handed to it wins over that token; that is the intent, so the warning goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+BOLT_LOG = logging.getLogger("slack_bolt")
+BOLT_LOG.addFilter(_ClientOverToken())
+
+
 def build_app(
     *,
     client: AsyncWebClient,
@@ -27,7 +39,7 @@ def build_app(
         signing_secret=signing_secret,
         process_before_response=False,
         request_verification_enabled=True,
-        logger=logging.getLogger("slack_bolt"),
+        logger=BOLT_LOG,
     )
     app.use(gate.middleware)
     app.event("app_mention")(handlers.on_message)

@@ -13,7 +13,9 @@ message with the final split, so the thread ends with exactly the answer's text.
 
 The engine may cancel a call mid-way (it stops its update pusher before finishing); each
 call therefore runs in a task of the sink's own, shielded from the caller, and the calls
-run one at a time, so a half-done update can't leave a message the sink doesn't know of.
+run one at a time, in order, so a half-done update can't leave a message the sink doesn't
+know of. `start` and `progress` only queue their status update: the answer never waits
+for the "thinking" indicator.
 """
 
 from __future__ import annotations
@@ -78,10 +80,10 @@ class SlackSink:
         return [m.ts for m in self._messages]
 
     async def start(self) -> None:
-        await self._run(self._indicator.show())
+        self._queue(self._indicator.show())  # the model request need not wait for it
 
     async def progress(self, status: str) -> None:
-        await self._run(self._indicator.show(status))
+        self._queue(self._indicator.show(status))
 
     async def update(self, text: str) -> None:
         await self._run(self._render(text, final=False))
@@ -93,6 +95,11 @@ class SlackSink:
         await self._run(self._fail(message))
 
     async def _run(self, step: Coroutine[Any, Any, None]) -> None:
+        await asyncio.shield(self._queue(step))
+
+    def _queue(self, step: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `step` after the steps queued before it (the lock is first come, first served)."""
+
         async def in_turn() -> None:
             async with self._turn:
                 await step
@@ -100,7 +107,7 @@ class SlackSink:
         task = asyncio.create_task(in_turn())
         self._running.add(task)
         task.add_done_callback(self._running.discard)
-        await asyncio.shield(task)
+        return task
 
     async def _finish(self, reply: FinalReply) -> None:
         text = reply.text

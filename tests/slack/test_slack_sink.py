@@ -41,7 +41,7 @@ async def test_streams_into_the_thread_and_ends_exact(
 ) -> None:
     sink, thread = make_sink(slack_client, fake_slack)
     await sink.start()
-    assert fake_slack.status(CHANNEL, thread) == "is thinking…"
+    await fake_slack.wait_for(lambda: fake_slack.status(CHANNEL, thread) == "is thinking…")
     status_call = fake_slack.calls_to("assistant.threads.setStatus")[0]
     assert status_call.args["loading_messages"] == LOADING_MESSAGES
     await sink.update("Hello")
@@ -146,7 +146,7 @@ async def test_status_refused_falls_back_to_a_reaction(
     fake_slack.refuse_status = "missing_scope"
     sink, question = make_sink(slack_client, fake_slack)
     await sink.start()
-    assert fake_slack.reactions[(CHANNEL, question)] == {REACTION}
+    await fake_slack.wait_for(lambda: fake_slack.reactions[(CHANNEL, question)] == {REACTION})
     await sink.progress("Using web_search…")  # nothing to show it on; must not fail
     await sink.fail("The model service is temporarily unavailable.")
     assert fake_slack.reactions[(CHANNEL, question)] == set()
