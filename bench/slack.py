@@ -151,7 +151,9 @@ class Bench:
         def done() -> bool:
             return all(self.fake.statuses[(channel, t)].count("") >= answers for t in threads)
 
-        await self.fake.wait_for(done, within=120, what=f"answers in {len(threads)} threads")
+        await self.fake.wait_for(
+            done, within=120, what=f"answers in {len(threads)} threads (see the bot log above)"
+        )
 
     def final_at(self, channel: str, asked: Asked) -> float:
         """When the answer to `asked` reached its final text (by the fake's clock)."""
@@ -165,7 +167,10 @@ class Bench:
         )
 
     def record(self, level: Level, channel: str, asked: Asked) -> None:
-        model = self.llm.spans[f"Bench: {asked.question}"]
+        model = self.llm.spans.get(f"Bench: {asked.question}")
+        if model is None:  # answered without asking the model: an error message
+            text = self.fake.thread_text(channel, asked.thread)
+            raise SystemExit(f"bench: the bot answered with an error: {text[-300:]}")
         level.ack.append(asked.ack)
         level.added.append(self.final_at(channel, asked) - asked.sent - model)
 

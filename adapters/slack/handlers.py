@@ -93,10 +93,14 @@ class Handlers:
             try:
                 if not await self._gate.admit(event, place, bot):
                     return
+                message = await self._translator.message(event, place, bot)
             except ParleyError as exc:
                 await self.sink(target).fail(exc.user_message)
                 return
-            message = await self._translator.message(event, place, bot)
+            except Exception:
+                log.exception("could not read Slack message %s", place.claim_id)
+                await self.sink(target).fail(ParleyError().user_message)
+                return
             await self._engine.handle(message, self.sink(target))
 
     async def on_assistant_thread(self, body: dict[str, Any]) -> None:

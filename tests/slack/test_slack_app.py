@@ -301,6 +301,24 @@ async def test_too_long_question_gets_a_plain_answer(slack_bot: SlackBot) -> Non
     assert not slack_bot.llm.requests
 
 
+async def test_too_many_images_get_a_plain_answer(slack_bot: SlackBot) -> None:
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4), "blue").save(png, format="PNG")
+    images = [slack_bot.fake.add_file(f"{i}.png", "image/png", png.getvalue()) for i in range(5)]
+    thread = await ask(slack_bot, "compare these", files=images)
+    assert "5 images" in await answer_in(slack_bot, thread)
+    assert not slack_bot.llm.requests
+
+
+async def test_after_stop_intake_events_are_refused_for_redelivery(slack_bot: SlackBot) -> None:
+    (platform,) = slack_bot.service.platforms
+    await platform.stop_intake()
+    _, body = slack_bot.fake.person_says(CHANNEL, f"{MENTION} too late", user=ALICE)
+    status, _, _ = await slack_bot.post(body)
+    assert status == 503  # Slack retries it, and another replica answers
+    assert not slack_bot.fake.calls_to("assistant.threads.setStatus")
+
+
 async def test_slash_command_posts_the_question_and_answers_in_its_thread(
     slack_bot: SlackBot,
 ) -> None:
