@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
@@ -51,14 +51,11 @@ class Handlers:
         client: AsyncWebClient,
         translator: Translator,
         gate: Gate,
-        *,
-        status_refresh: float | None = None,
     ) -> None:
         self._engine = engine
         self._client = client
         self._translator = translator
         self._gate = gate
-        self._status_refresh = status_refresh
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def drain(self, grace: float) -> None:
@@ -78,13 +75,12 @@ class Handlers:
             channel=target.channel,
             thread_ts=target.thread_ts,
             question_ts=target.question_ts,
-            **({} if self._status_refresh is None else {"refresh": self._status_refresh}),
         )
         return SlackSink(self._client, target, indicator)
 
     async def on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         """`app_mention` and `message` events: both kinds go through the same gate."""
-        envelope: EventEnvelope = body  # type: ignore[assignment]
+        envelope = cast(EventEnvelope, body)
         event = envelope["event"]
         bot = bot_identity(context)
         place = Place.of(envelope.get("team_id") or context.team_id or "", event)
@@ -131,7 +127,7 @@ class Handlers:
     ) -> None:
         """`/parley question`: post the question, then answer it in the question's thread."""
         await ack()
-        command: SlashCommand = body  # type: ignore[assignment]
+        command = cast(SlashCommand, body)
         question = command.get("text", "").strip()
         if not question:
             await respond(usage(command["command"]), response_type="ephemeral")

@@ -74,11 +74,6 @@ class SlackSink:
         self._turn = asyncio.Lock()
         self._running: set[asyncio.Task[None]] = set()
 
-    @property
-    def message_ts(self) -> list[str]:
-        """The answer's messages, in order."""
-        return [m.ts for m in self._messages]
-
     async def start(self) -> None:
         self._queue(self._indicator.show())  # the model request need not wait for it
 

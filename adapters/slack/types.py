@@ -14,7 +14,6 @@ class SlackFile(TypedDict):
     name: NotRequired[str]
     title: NotRequired[str]
     mimetype: NotRequired[str]
-    filetype: NotRequired[str]
     size: NotRequired[int]
     mode: NotRequired[str]  # hosted, snippet, external, tombstone
     url_private: NotRequired[str]
@@ -39,7 +38,6 @@ class MessageEvent(TypedDict):
     bot_profile: NotRequired[BotProfile]
     username: NotRequired[str]
     channel_type: NotRequired[str]  # channel, group, im, mpim, app_home
-    team: NotRequired[str]
     user_team: NotRequired[str]
     files: NotRequired[list[SlackFile]]
 
@@ -62,7 +60,6 @@ class EventEnvelope(TypedDict):
     team_id: str
     event_id: str
     event: MessageEvent
-    api_app_id: NotRequired[str]
 
 
 class SlashCommand(TypedDict):
@@ -72,7 +69,6 @@ class SlashCommand(TypedDict):
     channel_id: str
     team_id: str
     response_url: str
-    user_name: NotRequired[str]
 
 
 class UserProfile(TypedDict):
