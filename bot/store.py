@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from fakeredis import FakeAsyncRedis, FakeServer
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -65,6 +66,10 @@ PING_TIMEOUT = 1.0
 CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
 HEALTH_CHECK_INTERVAL = 30
+# redis-py's default pool refuses a 101st concurrent command ("Too many connections"); a
+# burst of answers must queue for a connection instead, for a bounded time.
+MAX_CONNECTIONS = 512
+POOL_WAIT = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +96,10 @@ class ConversationStore:
     def from_settings(cls, settings: Settings) -> ConversationStore:
         """A store on `REDIS_URL`, or on an embedded in-process server when it is unset."""
         if settings.redis_url:
-            client = aioredis.from_url(
+            pool = BlockingConnectionPool.from_url(
                 settings.redis_url,
+                max_connections=MAX_CONNECTIONS,
+                timeout=POOL_WAIT,
                 socket_connect_timeout=CONNECT_TIMEOUT,
                 socket_timeout=SOCKET_TIMEOUT,
                 health_check_interval=HEALTH_CHECK_INTERVAL,
@@ -103,6 +110,7 @@ class ConversationStore:
                 ),
                 client_name="parley",
             )
+            client = aioredis.Redis.from_pool(pool)
         else:
             log.warning(
                 "REDIS_URL is not set: using an in-process store; conversation history is "

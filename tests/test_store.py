@@ -520,3 +520,15 @@ async def test_a_restart_between_two_turns_goes_unnoticed(outage: Outage) -> Non
 
     history = await store.add_user_turn(KEY, user("after"), {}, BIG_BUDGET)
     assert texts(history.turns)[-1] == "after"
+
+
+async def test_a_burst_beyond_redis_pys_default_pool_queues_instead_of_failing(
+    redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    # redis-py's default asyncio pool refuses the 101st concurrent command.
+    store = ConversationStore.from_settings(Settings(_env_file=None, redis_url=redis_url))
+    try:
+        claimed = await asyncio.gather(*(store.claim_event(f"burst-{i}") for i in range(300)))
+    finally:
+        await store.aclose()
+    assert claimed == [True] * 300
