@@ -56,7 +56,10 @@ def skip_reason(name: str, mime: str, size: int | None, limits: Limits) -> str |
         return f"Skipped “{name}”: I can read images and text files, not {mime or 'this type'}."
     cap = limits.max_image_bytes if kind is FileKind.IMAGE else limits.max_text_file_bytes
     if size is not None and size > cap:
-        return f"Skipped “{name}”: it is {_mb(size)}, over the {_mb(cap)} limit for {kind} files."
+        return (
+            f"Skipped “{name}”: it is {human_size(size)}, "
+            f"over the {human_size(cap)} limit for {kind} files."
+        )
     return None
 
 
@@ -68,5 +71,5 @@ def text_part(file: Attachment, limits: Limits) -> TextPart:
     return TextPart(f"Attached file “{file.name}”:\n```\n{body}\n```{note}")
 
 
-def _mb(size: int) -> str:
+def human_size(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB" if size >= 1024 * 1024 else f"{size // 1024} KB"

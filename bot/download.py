@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from bot.attachments import human_size
 from bot.errors import UserInputError
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,7 @@ class DownloadError(UserInputError):
 
 
 def _too_large(name: str, max_bytes: int) -> DownloadError:
-    return DownloadError(
-        f"“{name}” is larger than {max_bytes // (1024 * 1024)} MB, so I skipped it."
-    )
+    return DownloadError(f"“{name}” is larger than {human_size(max_bytes)}, so I skipped it.")
 
 
 async def download_capped(

@@ -64,7 +64,7 @@ async def test_declared_size_over_the_cap_is_refused(
             headers={"Authorization": "Bearer xoxb-ok"},
             name="cat.png",
         )
-    assert "“cat.png” is larger than" in caught.value.user_message
+    assert "“cat.png” is larger than 9 KB" in caught.value.user_message
 
 
 async def test_cap_holds_without_content_length(
