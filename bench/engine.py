@@ -19,7 +19,6 @@ table gives p50/p99 of both, the difference (the engine's added time) and turns/
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -34,7 +33,7 @@ import httpx
 import redis.asyncio as aioredis
 from httpx_aiohttp import AiohttpTransport
 
-from bench.stats import ms, percentile
+from bench.stats import ms, percentile, print_report, workload_args
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
 from bot.llm import ChatClient
@@ -236,18 +235,13 @@ def table(mode: str, results: dict[int, Level]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,50,500")
-    parser.add_argument("--turns", type=int, default=3)
-    parser.add_argument("--think", type=float, default=5.0, help="mean seconds between turns")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    args = parser.parse_args()
-    levels = [int(n) for n in args.levels.split(",")]
-    results = asyncio.run(run(levels, args.turns, args.think, args.redis_url))
-    print(table("burst: concurrent", results["burst"]))
-    print()
-    print(table(f"paced ({args.think:g} s think): conversations", results["paced"]))
-    print("\n(times in ms; fake model in its own process: 200 ms to first token)")
+    args = workload_args(__doc__.splitlines()[0], "1,50,500")
+    results = asyncio.run(run(args.levels, args.turns, args.think, args.redis_url))
+    print_report(
+        table("burst: concurrent", results["burst"]),
+        table(f"paced ({args.think:g} s think): conversations", results["paced"]),
+        "times in ms; fake model in its own process: 200 ms to first token",
+    )
 
 
 if __name__ == "__main__":

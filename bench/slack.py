@@ -22,7 +22,6 @@ Every key the run writes to Redis carries its own team id and is deleted at the 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -39,7 +38,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from bench.stats import ms, percentile
+from bench.stats import ms, percentile, print_report, workload_args
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 
@@ -264,20 +263,13 @@ async def _forget(redis_url: str, team: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--levels", default="1,50,200")
-    parser.add_argument("--turns", type=int, default=3, help="bursts per level; paced turns")
-    parser.add_argument("--think", type=float, default=5.0, help="mean seconds between turns")
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+    args = workload_args(__doc__.splitlines()[0], "1,50,200")
+    results = asyncio.run(run(args.levels, args.turns, args.think, args.redis_url))
+    print_report(
+        table("burst: concurrent threads", results["burst"]),
+        table(f"paced ({args.think:g} s think): threads", results["paced"]),
+        "times in ms; fake model: 200 ms to first token; one bot process",
     )
-    args = parser.parse_args()
-    levels = [int(n) for n in args.levels.split(",")]
-    results = asyncio.run(run(levels, args.turns, args.think, args.redis_url))
-    print(table("burst: concurrent threads", results["burst"]))
-    print()
-    print(table(f"paced ({args.think:g} s think): threads", results["paced"]))
-    print("\n(times in ms; fake model: 200 ms to first token; one bot process)")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 from collections.abc import Sequence
 
 
@@ -16,3 +18,22 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
+
+
+def workload_args(description: str, levels: str) -> argparse.Namespace:
+    """The options both benchmarks take: levels, turns, think time, Redis."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--levels", default=levels)
+    parser.add_argument("--turns", type=int, default=3, help="bursts per level; paced turns")
+    parser.add_argument("--think", type=float, default=5.0, help="mean seconds between turns")
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+    )
+    args = parser.parse_args()
+    args.levels = [int(n) for n in args.levels.split(",")]
+    return args
+
+
+def print_report(burst: str, paced: str, footer: str) -> None:
+    """Both workloads' tables, as the README shows them."""
+    print(f"{burst}\n\n{paced}\n\n({footer})")
