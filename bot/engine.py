@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,7 +173,7 @@ class Engine:
         self.config = config
         self.metrics = metrics or Metrics()
         self.toolbox = toolbox or ToolBox()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], int] = {}
         self._system_tokens = estimate_tokens(config.system_prompt)
 
     @property
@@ -203,14 +203,28 @@ class Engine:
 
     async def handle(self, msg: IncomingMessage, sink: ReplySink) -> None:
         """Answer `msg` into `sink`. Never raises; the sink always ends finished or failed."""
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-        try:
+        with self.track():
             await self._handle(msg, sink)
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Count the current task as work in flight until the block ends; `drain` waits for it.
+
+        Adapters wrap all their work for one event in it (downloads and thread seeds come
+        before `handle`), so a shutdown waits for those too. Nesting is fine.
+        """
+        task = asyncio.current_task()
+        if task is None:
+            yield
+            return
+        self._tasks[task] = self._tasks.get(task, 0) + 1
+        try:
+            yield
         finally:
-            if task is not None:
-                self._tasks.discard(task)
+            if self._tasks[task] == 1:
+                del self._tasks[task]
+            else:
+                self._tasks[task] -= 1
 
     async def _handle(self, msg: IncomingMessage, sink: ReplySink) -> None:
         platform = msg.key.platform
@@ -408,7 +422,7 @@ class Engine:
         return len(self._tasks)
 
     async def drain(self, grace: float) -> None:
-        """Wait up to `grace` seconds for answers in flight, then cancel the rest.
+        """Wait up to `grace` seconds for work in flight, then cancel the rest.
 
         A cancelled answer tells its user it was cut short, so no "thinking" status or
         placeholder is left behind.

@@ -347,3 +347,21 @@ async def test_drain_cancels_late_answers_with_a_message(engine: Engine, fake_ll
     await engine.drain(grace=0.1)
     await asyncio.gather(task, return_exceptions=True)
     assert sink.failure == RESTART_TEXT
+
+
+async def test_drain_waits_for_adapter_work_tracked_before_handle(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    sink = RecordingSink()
+
+    async def adapter_event() -> None:
+        with engine.track():  # as an adapter does around a download, then the answer
+            await asyncio.sleep(0.2)
+            await engine.handle(_msg("hi"), sink)
+
+    task = asyncio.create_task(adapter_event())
+    await asyncio.sleep(0.05)
+    assert engine.in_flight == 1  # counted before the engine has seen the message
+    await engine.drain(grace=10)
+    assert task.done() and sink.final is not None
+    assert engine.in_flight == 0  # nested tracking of the same task is released once

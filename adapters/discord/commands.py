@@ -63,7 +63,7 @@ class CommandHandler:
         if not self._intake.open:
             await _reply(interaction, RESTARTING)
             return
-        with self._intake.track():
+        with self._engine.track():
             try:
                 callback = await interaction.response.defer(thinking=True)
                 original_id = (callback.message_id if callback else None) or (

@@ -39,7 +39,7 @@ class MessageHandler:
         channel = message.channel
         if not isinstance(channel, REPLY_CHANNELS):
             return
-        with self._intake.track():
+        with self._engine.track():
             try:
                 await self._answer(message, channel, me)
             except ParleyError as exc:

@@ -116,7 +116,6 @@ class DiscordPlatform:
         self._intake.open = False
 
     async def close(self) -> None:
-        await self._intake.drain(self._settings.bot_shutdown_grace)
         await self._shut()
 
     async def _shut(self) -> None:

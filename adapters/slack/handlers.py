@@ -7,10 +7,7 @@ acknowledges first thing itself.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, cast
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -56,18 +53,6 @@ class Handlers:
         self._client = client
         self._translator = translator
         self._gate = gate
-        self._tasks: set[asyncio.Task[Any]] = set()
-
-    async def drain(self, grace: float) -> None:
-        """Wait for work started before intake stopped (file downloads, seeds, answers)."""
-        pending = set(self._tasks)
-        if not pending:
-            return
-        _, still = await asyncio.wait(pending, timeout=grace)
-        for task in still:
-            task.cancel()
-        if still:
-            await asyncio.wait(still, timeout=5)
 
     def sink(self, target: ReplyTarget) -> SlackSink:
         indicator = ThinkingIndicator(
@@ -85,7 +70,7 @@ class Handlers:
         bot = bot_identity(context)
         place = Place.of(envelope.get("team_id") or context.team_id or "", event)
         target = place.target(event.get("user_team"), event.get("user"))
-        with self._tracked():
+        with self._engine.track():
             try:
                 if not await self._gate.admit(event, place, bot):
                     return
@@ -103,7 +88,7 @@ class Handlers:
         """A user opened the assistant split view: offer a few prompts to start from."""
         event: AssistantThreadStartedEvent = body["event"]
         thread = event["assistant_thread"]
-        with self._tracked():
+        with self._engine.track():
             try:
                 if not await self._gate.claim(str(body.get("event_id"))):
                     return
@@ -132,7 +117,7 @@ class Handlers:
         if not question:
             await respond(usage(command["command"]), response_type="ephemeral")
             return
-        with self._tracked():
+        with self._engine.track():
             channel, user = command["channel_id"], command["user_id"]
             posted = await slack_call(
                 self._client.chat_postMessage,
@@ -150,15 +135,3 @@ class Handlers:
             place = Place(command["team_id"], channel, ts, ts, is_dm=channel.startswith("D"))
             message = await self._translator.incoming(question, user, place, bot_identity(context))
             await self._engine.handle(message, self.sink(place.target(None, user)))
-
-    @contextmanager
-    def _tracked(self) -> Iterator[None]:
-        task = asyncio.current_task()
-        if task is None:
-            yield
-            return
-        self._tasks.add(task)
-        try:
-            yield
-        finally:
-            self._tasks.discard(task)

@@ -42,7 +42,6 @@ class SlackPlatform:
         app_token = settings.slack_app_token
         self._signing_secret = secret.get_secret_value() if secret is not None else None
         self._app_token = app_token.get_secret_value() if app_token is not None else None
-        self._grace = settings.bot_shutdown_grace
         self.client = make_client(token, settings.slack_api_url)
         self._http = httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False)
         files = FileFetcher(
@@ -93,7 +92,6 @@ class SlackPlatform:
             await self._socket.close_async()  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
-        await self.handlers.drain(self._grace)
         for task in self._background:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
