@@ -21,6 +21,9 @@ class ChatRequest:
 
     def body(self, *, model: str, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": self.messages, "stream": stream}
+        if stream:
+            # Without it, OpenAI-compatible servers may send no usage in a stream.
+            body["stream_options"] = {"include_usage": True}
         body.update(self.params.as_request_fields())
         if self.tools:
             body["tools"] = self.tools

@@ -146,9 +146,11 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self._calls: dict[int, _PartialCall] = {}
 
-    def add(self, deltas: Any) -> None:
+    def add(self, deltas: Any) -> bool:
+        """Fold in one chunk's deltas; whether they carried any part of a call."""
         if not isinstance(deltas, list):
-            return
+            return False
+        before = self._size()
         for delta in deltas:
             if not isinstance(delta, dict):
                 continue
@@ -163,6 +165,10 @@ class ToolCallAssembler:
             if isinstance(function, dict):
                 call.name += _opt_str(function.get("name")) or ""
                 call.arguments += _opt_str(function.get("arguments")) or ""
+        return self._size() != before
+
+    def _size(self) -> int:
+        return sum(len(c.id) + len(c.name) + len(c.arguments) for c in self._calls.values())
 
     def calls(self) -> tuple[ToolCall, ...]:
         return tuple(
@@ -177,6 +183,9 @@ class CompletionBuilder:
     def __init__(self, model: str) -> None:
         self.model = model
         self.finish_reason: str | None = None
+        # Whether the latest chunk carried any of the answer (text, reasoning, a tool-call
+        # fragment, the finish reason): only that shows the server is still answering.
+        self.progressed = False
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tools = ToolCallAssembler()
@@ -194,6 +203,7 @@ class CompletionBuilder:
     def add_chunk(self, chunk: Mapping[str, Any]) -> list[ChatEvent]:
         """The events one `chat.completion.chunk` carries, in the order they were written."""
         self._note(chunk)
+        self.progressed = False
         events: list[ChatEvent] = []
         choice = _first_choice(chunk)
         if choice is None:
@@ -208,8 +218,11 @@ class CompletionBuilder:
             if content:
                 self._text.append(content)
                 events.append(TextDelta(content))
-            self._tools.add(delta.get("tool_calls"))
-        self.finish_reason = _opt_str(choice.get("finish_reason")) or self.finish_reason
+            tool_progress = self._tools.add(delta.get("tool_calls"))
+            self.progressed = bool(events) or tool_progress
+        finish_reason = _opt_str(choice.get("finish_reason"))
+        self.finish_reason = finish_reason or self.finish_reason
+        self.progressed = self.progressed or finish_reason is not None
         return events
 
     def add_response(self, response: Mapping[str, Any]) -> list[ChatEvent]:

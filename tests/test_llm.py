@@ -653,12 +653,65 @@ async def test_a_slow_first_token_is_retried(fake_llm: FakeLLM, rec: Recorder) -
     assert len(fake_llm.requests) == 2
 
 
-async def test_keepalive_comments_keep_a_slow_start_alive(fake_llm: FakeLLM, rec: Recorder) -> None:
-    fake_llm.enqueue(Reply(first_token_delay=0.3, keepalive=0.02))
-    async with make_client(fake_llm, rec, timeouts=timeouts(0.1, 0.1), retry=ONE_TRY) as client:
+async def test_keepalives_before_the_first_token_are_harmless(
+    fake_llm: FakeLLM, rec: Recorder
+) -> None:
+    fake_llm.enqueue(Reply(first_token_delay=0.2, keepalive=0.02))
+    async with make_client(fake_llm, rec, timeouts=timeouts(2.0, 0.05), retry=ONE_TRY) as client:
         events = await collect(client, ask())
 
     assert text_of(events) == "You said: hello"
+
+
+async def test_keepalives_alone_time_out_at_the_first_token_deadline(
+    fake_llm: FakeLLM, rec: Recorder
+) -> None:
+    # The idle timeout is far longer than the first-token one: each comment used to push
+    # the deadline to `idle` from then, so an upstream sending only comments never ended.
+    fake_llm.enqueue(Reply(first_token_delay=3600, keepalive=0.02))
+    async with make_client(fake_llm, rec, timeouts=timeouts(0.2, 30.0), retry=ONE_TRY) as client:
+        async with asyncio.timeout(10):
+            with pytest.raises(APITimeoutError) as caught:
+                await collect(client, ask())
+
+    assert "didn't start answering within 0.2s" in str(caught.value)
+    assert len(fake_llm.requests) == 1
+
+
+@pytest.mark.parametrize("keepalive", [None, 0.02], ids=["silent", "keepalives"])
+@pytest.mark.parametrize("reasoning", ["", "hmm hmm "], ids=["text", "reasoning"])
+async def test_a_stall_mid_answer_fails_at_the_idle_timeout(
+    fake_llm: FakeLLM, rec: Recorder, keepalive: float | None, reasoning: str
+) -> None:
+    # EVOLINK_IDLE_TIMEOUT=5, EVOLINK_FIRST_TOKEN_TIMEOUT=120, silent after three chunks:
+    # the idle timeout alone applies once the answer has begun, comments or not.
+    reply = Reply(
+        "abcdefghijklmnop", reasoning=reasoning, chunk_size=4, stall_after=3, keepalive=keepalive
+    )
+    fake_llm.enqueue(reply)
+    shown: list[ChatEvent] = []
+    async with make_client(fake_llm, rec, timeouts=timeouts(60.0, 0.1)) as client:
+        async with asyncio.timeout(10):
+            with pytest.raises(StreamInterrupted) as caught:
+                async for event in client.stream(ask()):
+                    shown.append(event)
+
+    expected = "hmm hmm abcd" if reasoning else "abcdefghijkl"
+    assert "".join(e.text for e in shown if isinstance(e, TextDelta | ReasoningDelta)) == expected
+    assert isinstance(caught.value.__cause__, APITimeoutError)
+    assert "nothing new for 0.1s mid-answer" in str(caught.value.__cause__)
+    assert len(fake_llm.requests) == 1
+
+
+async def test_once_text_flows_the_first_token_deadline_no_longer_applies(
+    fake_llm: FakeLLM, rec: Recorder
+) -> None:
+    # Chunks 0.15 s apart: each gap is three first-token timeouts, well inside the idle one.
+    fake_llm.enqueue(Reply("abcdefgh", chunk_size=2, chunk_delay=0.15))
+    async with make_client(fake_llm, rec, timeouts=timeouts(0.05, 5.0), retry=ONE_TRY) as client:
+        events = await collect(client, ask())
+
+    assert text_of(events) == "abcdefgh"
 
 
 async def test_idle_timeout_is_not_a_cap_on_length(fake_llm: FakeLLM, rec: Recorder) -> None:

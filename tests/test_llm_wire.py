@@ -156,6 +156,30 @@ def test_chunks_fold_into_completed() -> None:
     assert done.usage.prompt_tokens == 3
 
 
+@pytest.mark.parametrize(
+    ("delta", "finish_reason", "progressed"),
+    [
+        ({"role": "assistant", "content": ""}, None, False),
+        ({}, None, False),
+        ({"content": "x"}, None, True),
+        ({"reasoning_content": "x"}, None, True),
+        ({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}, None, True),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": ""}}]}, None, False),
+        ({}, "stop", True),
+    ],
+)
+def test_only_chunks_carrying_the_answer_count_as_progress(
+    delta: dict[str, object], finish_reason: str | None, progressed: bool
+) -> None:
+    # The client's idle timeout is reset by progress only, not by filler chunks.
+    builder = CompletionBuilder("m")
+    builder.add_chunk({"choices": [{"delta": {"content": "a"}}]})
+    builder.add_chunk({"choices": [{"delta": delta, "finish_reason": finish_reason}]})
+    assert builder.progressed is progressed
+    builder.add_chunk({"choices": [], "usage": {"prompt_tokens": 3}})
+    assert builder.progressed is False
+
+
 def test_an_error_chunk_mid_stream_is_a_typed_error() -> None:
     builder = CompletionBuilder("gpt-5.5")
     builder.add_chunk({"choices": [{"delta": {"content": "par"}}]})
