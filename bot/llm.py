@@ -267,7 +267,7 @@ class ChatClient:
     ) -> AsyncGenerator[ChatEvent, None]:
         deadline = _Deadline(self._timeouts)
         response = await self._send(plan, request, deadline, stream=True)
-        builder = CompletionBuilder(plan.model)
+        builder = CompletionBuilder(plan.model, request.messages)
         try:
             if (plan.base_url, plan.model) != (self.base_url, request.model):
                 yield Fallback(model=plan.model, base_url=plan.base_url, notice=None)
@@ -310,7 +310,7 @@ class ChatClient:
             payload = await self._read_json(response, deadline)
         finally:
             await response.aclose()
-        builder = CompletionBuilder(plan.model)
+        builder = CompletionBuilder(plan.model, request.messages)
         builder.add_response(payload)
         return builder.completed()
 

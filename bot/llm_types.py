@@ -32,12 +32,16 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens one request used. `estimated`: the server reported none, so the counts were
+    estimated from the text sent and received (`bot.tokens`), not billed figures."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     image_tokens: int = 0
+    estimated: bool = False
 
     @classmethod
     def from_api(cls, raw: dict[str, Any] | None) -> Usage:
@@ -62,6 +66,7 @@ class Usage:
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cached_tokens=self.cached_tokens + other.cached_tokens,
             image_tokens=self.image_tokens + other.image_tokens,
+            estimated=self.estimated or other.estimated,
         )
 
     def by_kind(self) -> dict[str, int]:
