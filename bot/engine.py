@@ -119,6 +119,7 @@ class _Pusher:
     def __init__(self, sink: ReplySink, redact: Redactor) -> None:
         self._sink = sink
         self._redact = redact
+        self._shown = ""
         self._chunks: list[str] = []
         self._status: str | None = None
         self._wake = asyncio.Event()
@@ -146,7 +147,10 @@ class _Pusher:
                     await self._sink.progress(self._redact(status))
                 if len(self._chunks) != shown:
                     shown = len(self._chunks)
-                    await self._sink.update(self._redact.visible("".join(self._chunks)))
+                    # Unchanged when all that came is a possible secret's beginning.
+                    if (text := self._redact.visible("".join(self._chunks))) != self._shown:
+                        self._shown = text
+                        await self._sink.update(text)
             finally:
                 self._in_sink = False
             if self._closing:

@@ -13,10 +13,11 @@ until the text after it shows whether it is one.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from pydantic import SecretStr
 
@@ -49,7 +50,9 @@ class Redactor:
                 secrets.append(value.get_secret_value())
             elif isinstance(value, str) and "://" in value:
                 secrets.extend(_url_passwords(value))
-        return cls(secrets)
+        # As a URL or a JSON string would carry them, too: logs print both.
+        encoded = [form for s in secrets for form in (quote(s, safe=""), json.dumps(s)[1:-1])]
+        return cls([*secrets, *encoded])
 
     def __bool__(self) -> bool:
         return bool(self._secrets)

@@ -64,6 +64,12 @@ def test_every_configured_secret_is_redacted() -> None:
     assert REDACTOR(text) == " | ".join([REDACTED] * 7)
 
 
+def test_secrets_are_redacted_url_and_json_encoded_too() -> None:
+    redactor = Redactor.from_settings(make_settings(slack_signing_secret='a/b+c"d'))
+    assert redactor("?s=a%2Fb%2Bc%22d") == f"?s={REDACTED}"
+    assert redactor('{"s": "a/b+c\\"d"}') == f'{{"s": "{REDACTED}"}}'
+
+
 def test_redis_cluster_seed_passwords_are_secrets() -> None:
     redactor = Redactor.from_settings(
         make_settings(redis_url="redis://:first-pw@h1:7000,redis://:second-pw@h2:7001")
@@ -177,6 +183,7 @@ async def test_secrets_in_a_streamed_answer_are_never_shown(
     assert sink.final.text == f"The key is {REDACTED} and the bot token is {REDACTED}."
     assert len(sink.updates) > 5
     assert all(sink.final.text.startswith(shown) for shown in sink.updates)
+    assert len(set(sink.updates)) == len(sink.updates)  # a held-back tail is no update
     for shown in [*sink.updates, *sink.progress_seen]:
         # Not even the beginning of a secret is shown while the rest is on its way.
         for secret in SECRETS:
