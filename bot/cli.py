@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from bot.redact import Redactor, install_log_redaction
 from bot.settings import Settings
 
 
@@ -41,12 +42,14 @@ def _load_settings() -> Settings | None:
         return None
 
 
-def _configure_logging(level: str, *, quiet: bool) -> None:
+def _configure_logging(level: str, *, quiet: bool, redactor: Redactor) -> None:
     logging.basicConfig(
         level=logging.WARNING if quiet else getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Every record from every library passes the root handlers: no secret is printed.
+    install_log_redaction(redactor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings is None:
         return 2
     # The terminal chat keeps the screen for the conversation: warnings only.
-    _configure_logging(settings.log_level, quiet=args.command == "chat")
+    _configure_logging(
+        settings.log_level, quiet=args.command == "chat", redactor=Redactor.from_settings(settings)
+    )
     try:
         if args.command == "serve":
             from bot.serve import serve

@@ -50,6 +50,7 @@ from bot.images import NormalizedImage, normalize_image
 from bot.llm import ChatClient
 from bot.llm_types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
 from bot.metrics import Metrics
+from bot.redact import Redactor
 from bot.settings import GenerationParams, Limits, Settings
 from bot.sink import FinalReply, ReplySink
 from bot.store import ConversationStore
@@ -74,6 +75,7 @@ class EngineConfig:
     limits: Limits = field(default_factory=Limits)
     tools: bool = True
     show_reasoning: bool = True
+    redactor: Redactor = field(default_factory=lambda: Redactor(()))  # secrets never posted
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -84,6 +86,7 @@ class EngineConfig:
             limits=settings.limits(),
             tools=settings.bot_tools,
             show_reasoning=settings.bot_show_reasoning,
+            redactor=Redactor.from_settings(settings),
         )
 
 
@@ -109,11 +112,14 @@ class _Pusher:
     It holds the growing list of text chunks and joins them only when it pushes, so a
     long answer costs one join per update, not one per token. Closing never interrupts
     a sink call in progress: a platform request cut off halfway could leave a message
-    the sink does not know about.
+    the sink does not know about. Secrets are redacted from what it shows, and an ending
+    that may be the start of one waits for the text after it.
     """
 
-    def __init__(self, sink: ReplySink) -> None:
+    def __init__(self, sink: ReplySink, redact: Redactor) -> None:
         self._sink = sink
+        self._redact = redact
+        self._shown = ""
         self._chunks: list[str] = []
         self._status: str | None = None
         self._wake = asyncio.Event()
@@ -138,10 +144,13 @@ class _Pusher:
             try:
                 if self._status is not None:
                     status, self._status = self._status, None
-                    await self._sink.progress(status)
+                    await self._sink.progress(self._redact(status))
                 if len(self._chunks) != shown:
                     shown = len(self._chunks)
-                    await self._sink.update("".join(self._chunks))
+                    # Unchanged when all that came is a possible secret's beginning.
+                    if (text := self._redact.visible("".join(self._chunks))) != self._shown:
+                        self._shown = text
+                        await self._sink.update(text)
             finally:
                 self._in_sink = False
             if self._closing:
@@ -243,15 +252,15 @@ class Engine:
             answer = await self._converse(msg, prepared, sink, started)
             if not answer.text.strip():
                 raise EmptyAnswer()
-            await sink.finish(
-                FinalReply(answer.text, tuple(answer.notes), answer.model, answer.usage)
-            )
+            redact = self.config.redactor
+            text, notes = redact(answer.text), tuple(map(redact, answer.notes))
+            await sink.finish(FinalReply(text, notes, answer.model, answer.usage))
             self.metrics.turns.labels(platform, "answered").inc()
             self.metrics.total_time.observe(time.monotonic() - started)
         except ParleyError as exc:
             self._count_error(platform, exc)
             log.warning("answer in %s failed: %s (%s)", msg.key.id, exc.kind, exc)
-            await sink.fail(exc.user_message)
+            await sink.fail(self.config.redactor(exc.user_message))
         except asyncio.CancelledError:
             self.metrics.turns.labels(platform, "cancelled").inc()
             await asyncio.shield(sink.fail(RESTART_TEXT))
@@ -377,7 +386,7 @@ class Engine:
 
     @asynccontextmanager
     async def _pusher(self, sink: ReplySink) -> AsyncIterator[_Pusher]:
-        pusher = _Pusher(sink)
+        pusher = _Pusher(sink, self.config.redactor)
         try:
             yield pusher
         finally:
@@ -400,7 +409,9 @@ class Engine:
                 elif isinstance(event, ReasoningDelta):
                     reasoning.append(event.text)
                     if self.config.show_reasoning:
-                        pusher.status(_reasoning_status("".join(reasoning)))
+                        # Redacted before it is cut short, which could split a secret.
+                        shown = self.config.redactor.visible("".join(reasoning))
+                        pusher.status(_reasoning_status(shown))
                 elif isinstance(event, Fallback) and event.notice:
                     notes.append(event.notice)
                 elif isinstance(event, Completed):

@@ -6,9 +6,11 @@ decided by `RetryPlan`; what the bytes mean by `bot.llm_wire`; this module moves
 and keeps time.
 
 Timeouts (`Timeouts`): `connect`, `write` and `pool` are httpx's. Waiting for the answer
-is governed by a deadline that starts at `first_token` seconds and is pushed to `idle`
-seconds after the latest byte received (SSE comments count), so a long answer is never
-cut for its length, only a silent connection is.
+is governed by `_Deadline`: the answer must begin (its first text, reasoning or tool-call
+fragment) within `first_token` seconds, and from then on no more than `idle` seconds may
+pass between two pieces of it. SSE comments and empty chunks extend neither, so an
+upstream that only sends keep-alives is given up on; a long answer is never cut for its
+length, only a stalled one is.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import random as random_module
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing, contextmanager, suppress
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -48,51 +50,41 @@ DEFAULT_LIMITS = ConnectionLimits()
 
 
 class _Deadline:
-    """When waiting for the API gives up: `first_token` after the start at the earliest,
-    and never sooner than `idle` after a wait began or a byte arrived."""
+    """How much longer the client waits for the server, counted in time spent waiting.
+
+    Until the answer's first content, all waits together get `first_token` seconds; each
+    piece of content (`progressed()`) gives the next waits `idle` seconds afresh. Nothing
+    else resets the clock: not SSE keep-alive comments, not chunks without content. The
+    time our caller spends between two reads is not the server's silence, so it is not
+    counted.
+    """
 
     def __init__(self, timeouts: Timeouts) -> None:
         self._loop = asyncio.get_running_loop()
+        self._first_token = timeouts.first_token
         self._idle = timeouts.idle
-        self._at = self._loop.time() + timeouts.first_token
-        self._scope: asyncio.Timeout | None = None
+        self._left = timeouts.first_token
+        self._started = False
 
-    def touch(self) -> None:
-        at = self._loop.time() + self._idle
-        if at > self._at:
-            self._at = at
-            if self._scope is not None:
-                self._scope.reschedule(at)
+    def progressed(self) -> None:
+        """Content arrived: from now on only the idle timeout applies."""
+        self._started = True
+        self._left = self._idle
 
     async def wait(self, awaitable: Awaitable[T]) -> T:
-        # The time our caller spends between two reads is not the server's silence.
-        self.touch()
-        started = self._loop.time()
+        began = self._loop.time()
         try:
-            async with asyncio.timeout_at(self._at) as scope:
-                self._scope = scope
+            # A zero or negative budget still lets an already-buffered result through.
+            async with asyncio.timeout(self._left):
                 return await awaitable
         except TimeoutError as exc:
-            waited = self._loop.time() - started
-            raise APITimeoutError(f"the model API sent nothing for {waited:.1f}s") from exc
+            if self._started:
+                message = f"the model API sent nothing new for {self._idle:g}s mid-answer"
+            else:
+                message = f"the model API didn't start answering within {self._first_token:g}s"
+            raise APITimeoutError(message) from exc
         finally:
-            self._scope = None
-
-
-class _Activity(httpx.AsyncByteStream):
-    """A response body that reports each chunk of bytes as it arrives."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, on_bytes: Callable[[], None]) -> None:
-        self._inner = inner
-        self._on_bytes = on_bytes
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._inner:
-            self._on_bytes()
-            yield chunk
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
+            self._left -= self._loop.time() - began
 
 
 def _timed_out(exc: httpx.TransportError) -> bool:
@@ -275,7 +267,7 @@ class ChatClient:
     ) -> AsyncGenerator[ChatEvent, None]:
         deadline = _Deadline(self._timeouts)
         response = await self._send(plan, request, deadline, stream=True)
-        builder = CompletionBuilder(plan.model)
+        builder = CompletionBuilder(plan.model, request.messages)
         try:
             if (plan.base_url, plan.model) != (self.base_url, request.model):
                 yield Fallback(model=plan.model, base_url=plan.base_url, notice=None)
@@ -298,7 +290,10 @@ class ChatClient:
                             continue
                         if '"error"' in data:
                             data = redact(data, self._secrets)
-                        for event in builder.add_chunk(decode_json(data)):
+                        events = builder.add_chunk(decode_json(data))
+                        if builder.progressed:
+                            deadline.progressed()
+                        for event in events:
                             yield event
                 if done:
                     await self._drain(sse_events)
@@ -315,7 +310,7 @@ class ChatClient:
             payload = await self._read_json(response, deadline)
         finally:
             await response.aclose()
-        builder = CompletionBuilder(plan.model)
+        builder = CompletionBuilder(plan.model, request.messages)
         builder.add_response(payload)
         return builder.completed()
 
@@ -339,8 +334,6 @@ class ChatClient:
             if _timed_out(exc):
                 raise APITimeoutError(f"{_host(plan.base_url)} timed out: {exc!r}") from exc
             raise APIConnectionError(f"couldn't reach {_host(plan.base_url)}: {exc!r}") from exc
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Activity(response.stream, deadline.touch)
         if response.is_success:
             return response
         content = b""
@@ -358,9 +351,16 @@ class ChatClient:
         )
 
     async def _read_json(self, response: httpx.Response, deadline: _Deadline) -> dict[str, object]:
+        """The whole JSON body; once its first bytes arrive, the idle timeout applies."""
+        content = bytearray()
         with _reading_body():
-            content = await deadline.wait(response.aread())
-        return decode_json(content)
+            # httpx's `aiter_bytes` is an async generator; closing it frees the connection.
+            body = cast("AsyncGenerator[bytes, None]", response.aiter_bytes())
+            async with aclosing(body) as chunks:
+                while (chunk := await deadline.wait(anext(chunks, None))) is not None:
+                    content += chunk
+                    deadline.progressed()
+        return decode_json(bytes(content))
 
     @staticmethod
     async def _drain(events: AsyncIterator[object]) -> None:

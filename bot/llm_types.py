@@ -21,6 +21,9 @@ class ChatRequest:
 
     def body(self, *, model: str, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"model": model, "messages": self.messages, "stream": stream}
+        if stream:
+            # Without it, OpenAI-compatible servers may send no usage in a stream.
+            body["stream_options"] = {"include_usage": True}
         body.update(self.params.as_request_fields())
         if self.tools:
             body["tools"] = self.tools
@@ -29,12 +32,16 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Tokens one request used. `estimated`: the server reported none, so the counts were
+    estimated from the text sent and received (`bot.tokens`), not billed figures."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     image_tokens: int = 0
+    estimated: bool = False
 
     @classmethod
     def from_api(cls, raw: dict[str, Any] | None) -> Usage:
@@ -59,6 +66,7 @@ class Usage:
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
             cached_tokens=self.cached_tokens + other.cached_tokens,
             image_tokens=self.image_tokens + other.image_tokens,
+            estimated=self.estimated or other.estimated,
         )
 
     def by_kind(self) -> dict[str, int]:

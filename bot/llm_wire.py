@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.errors import APIStatusError, LLMError, status_error
 from bot.llm_types import ChatEvent, Completed, ReasoningDelta, TextDelta, ToolCall, Usage
+from bot.tokens import IMAGE_TOKENS, estimate_tokens
 
 _SUGGESTED_DELAY = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.I)
 # A model name: no spaces, no URL scheme ("gpt-5.1", "openai/gpt-4o", "gpt-5.1-chat").
@@ -146,9 +147,11 @@ class ToolCallAssembler:
     def __init__(self) -> None:
         self._calls: dict[int, _PartialCall] = {}
 
-    def add(self, deltas: Any) -> None:
+    def add(self, deltas: Any) -> bool:
+        """Fold in one chunk's deltas; whether they carried any part of a call."""
         if not isinstance(deltas, list):
-            return
+            return False
+        before = self._size()
         for delta in deltas:
             if not isinstance(delta, dict):
                 continue
@@ -163,6 +166,10 @@ class ToolCallAssembler:
             if isinstance(function, dict):
                 call.name += _opt_str(function.get("name")) or ""
                 call.arguments += _opt_str(function.get("arguments")) or ""
+        return self._size() != before
+
+    def _size(self) -> int:
+        return sum(len(c.id) + len(c.name) + len(c.arguments) for c in self._calls.values())
 
     def calls(self) -> tuple[ToolCall, ...]:
         return tuple(
@@ -171,12 +178,51 @@ class ToolCallAssembler:
         )
 
 
-class CompletionBuilder:
-    """Folds the chunks of one streamed answer (or one whole answer) into a `Completed`."""
+def estimate_usage(
+    messages: Iterable[Mapping[str, Any]], completion: str, reasoning: str = ""
+) -> Usage:
+    """Usage estimated offline, for a server that reports none: the prompt from the request's
+    messages (text, tool calls, a flat cost per image), the completion from the answer."""
+    prompt = image = 0
+    for message in messages:
+        content = message.get("content")
+        parts = content if isinstance(content, list) else [{"type": "text", "text": content}]
+        for part in parts:
+            if not isinstance(part, dict):
+                continue
+            if part.get("type") == "image_url":
+                image += IMAGE_TOKENS
+            elif isinstance(part.get("text"), str):
+                prompt += estimate_tokens(part["text"])
+        for call in message.get("tool_calls") or ():
+            prompt += estimate_tokens(json.dumps(call))
+    reasoning_tokens = estimate_tokens(reasoning)
+    completion_tokens = estimate_tokens(completion) + reasoning_tokens
+    return Usage(
+        prompt_tokens=prompt + image,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt + image + completion_tokens,
+        reasoning_tokens=reasoning_tokens,
+        image_tokens=image,
+        estimated=True,
+    )
 
-    def __init__(self, model: str) -> None:
+
+class CompletionBuilder:
+    """Folds the chunks of one streamed answer (or one whole answer) into a `Completed`.
+
+    `messages` are the request's: when the server reports no usage, the `Completed`
+    carries an estimate from them and the answer (`Usage.estimated`).
+    """
+
+    def __init__(self, model: str, messages: Iterable[Mapping[str, Any]] = ()) -> None:
         self.model = model
+        self._messages = messages
+        self._usage_reported = False
         self.finish_reason: str | None = None
+        # Whether the latest chunk carried any of the answer (text, reasoning, a tool-call
+        # fragment, the finish reason): only that shows the server is still answering.
+        self.progressed = False
         self._text: list[str] = []
         self._reasoning: list[str] = []
         self._tools = ToolCallAssembler()
@@ -190,10 +236,12 @@ class CompletionBuilder:
         self.model = _opt_str(payload.get("model")) or self.model
         if isinstance(payload.get("usage"), dict):
             self._usage = Usage.from_api(payload["usage"])
+            self._usage_reported = True
 
     def add_chunk(self, chunk: Mapping[str, Any]) -> list[ChatEvent]:
         """The events one `chat.completion.chunk` carries, in the order they were written."""
         self._note(chunk)
+        self.progressed = False
         events: list[ChatEvent] = []
         choice = _first_choice(chunk)
         if choice is None:
@@ -208,8 +256,11 @@ class CompletionBuilder:
             if content:
                 self._text.append(content)
                 events.append(TextDelta(content))
-            self._tools.add(delta.get("tool_calls"))
-        self.finish_reason = _opt_str(choice.get("finish_reason")) or self.finish_reason
+            tool_progress = self._tools.add(delta.get("tool_calls"))
+            self.progressed = bool(events) or tool_progress
+        finish_reason = _opt_str(choice.get("finish_reason"))
+        self.finish_reason = finish_reason or self.finish_reason
+        self.progressed = self.progressed or finish_reason is not None
         return events
 
     def add_response(self, response: Mapping[str, Any]) -> list[ChatEvent]:
@@ -235,11 +286,16 @@ class CompletionBuilder:
         return "".join(self._reasoning)
 
     def completed(self) -> Completed:
+        calls = self._tools.calls()
+        usage = self._usage
+        if not self._usage_reported:
+            spoken = self.text + "".join(call.name + call.arguments for call in calls)
+            usage = estimate_usage(self._messages, spoken, self.reasoning)
         return Completed(
             model=self.model,
             finish_reason=self.finish_reason,
-            usage=self._usage,
-            tool_calls=self._tools.calls(),
+            usage=usage,
+            tool_calls=calls,
             text=self.text,
             reasoning=self.reasoning,
         )

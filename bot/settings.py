@@ -38,7 +38,7 @@ class Timeouts:
 
     connect: float = 10.0
     first_token: float = 120.0  # reasoning models can think for a long time first
-    idle: float = 60.0  # no bytes for this long mid-stream: the stream is dead
+    idle: float = 60.0  # nothing new for this long mid-answer: the stream is dead
     write: float = 30.0
     pool: float = 10.0
 

@@ -6,6 +6,7 @@ Sleeps between retries are recorded instead of slept; timeouts are fractions of 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from email.utils import formatdate
@@ -40,6 +41,7 @@ from bot.llm_types import (
     ToolCall,
 )
 from bot.settings import ConnectionLimits, GenerationParams, RetryPolicy, Settings, Timeouts
+from bot.tokens import estimate_tokens
 from tests.fakes.llm_server import (
     Cut,
     Error,
@@ -141,6 +143,7 @@ async def test_streams_text_with_bearer_auth(fake_llm: FakeLLM, rec: Recorder) -
     assert sent.path == "/v1/chat/completions"
     assert sent.authorization == "Bearer test-key"
     assert sent.body["stream"] is True
+    assert sent.body["stream_options"] == {"include_usage": True}
     assert sent.body["model"] == "gpt-5.5"
     assert sent.headers["Accept"] == "text/event-stream"
 
@@ -151,6 +154,7 @@ async def test_complete_sends_stream_false(fake_llm: FakeLLM, rec: Recorder) -> 
 
     assert (done.text, done.finish_reason) == ("You said: plain", "stop")
     assert fake_llm.requests[0].body["stream"] is False
+    assert "stream_options" not in fake_llm.requests[0].body
 
 
 async def test_generation_params_are_sent_only_when_set(fake_llm: FakeLLM, rec: Recorder) -> None:
@@ -227,6 +231,65 @@ async def test_usage_with_reasoning_and_cached_tokens(
         "cached": 5,
         "image": 3,
     }
+
+
+@both_modes
+async def test_reported_usage_is_not_estimated(fake_llm: FakeLLM, rec: Recorder, mode: str) -> None:
+    async with make_client(fake_llm, rec) as client:
+        done = await answer(client, ask(), mode)
+
+    assert done.usage.estimated is False
+    assert done.usage.total_tokens > 0
+
+
+@both_modes
+async def test_usage_is_estimated_when_the_server_reports_none(
+    fake_llm: FakeLLM, rec: Recorder, mode: str
+) -> None:
+    fake_llm.enqueue(Reply("An answer of forty characters, give or t", send_usage=False))
+    request = ChatRequest(
+        model="gpt-5.5",
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "What is this?"}]},
+        ],
+    )
+    async with make_client(fake_llm, rec) as client:
+        done = await answer(client, request, mode)
+
+    assert done.usage.estimated is True
+    prompt = estimate_tokens("Be brief.") + estimate_tokens("What is this?")
+    completion = estimate_tokens("An answer of forty characters, give or t")
+    assert (done.usage.prompt_tokens, done.usage.completion_tokens) == (prompt, completion)
+    assert done.usage.total_tokens == prompt + completion
+
+
+@pytest.mark.parametrize("include_usage", [None, False, True])
+async def test_the_fake_streams_usage_only_when_asked(
+    fake_llm: FakeLLM, include_usage: bool | None
+) -> None:
+    body: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    body["stream"] = True
+    if include_usage is not None:
+        body["stream_options"] = {"include_usage": include_usage}
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{fake_llm.base_url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {fake_llm.api_key}"},
+        )
+    chunks = [
+        json.loads(line.removeprefix("data: "))
+        for line in response.text.splitlines()
+        if line.startswith("data: {")
+    ]
+    with_usage = [chunk for chunk in chunks if "usage" in chunk]
+    if include_usage:
+        [last] = with_usage
+        assert last is chunks[-1] and last["choices"] == [] and last["usage"]["total_tokens"] > 0
+    else:
+        assert with_usage == []
+    assert chunks[-1 if not include_usage else -2]["choices"][0]["finish_reason"] == "stop"
 
 
 WEATHER_TOOL = {
@@ -653,12 +716,65 @@ async def test_a_slow_first_token_is_retried(fake_llm: FakeLLM, rec: Recorder) -
     assert len(fake_llm.requests) == 2
 
 
-async def test_keepalive_comments_keep_a_slow_start_alive(fake_llm: FakeLLM, rec: Recorder) -> None:
-    fake_llm.enqueue(Reply(first_token_delay=0.3, keepalive=0.02))
-    async with make_client(fake_llm, rec, timeouts=timeouts(0.1, 0.1), retry=ONE_TRY) as client:
+async def test_keepalives_before_the_first_token_are_harmless(
+    fake_llm: FakeLLM, rec: Recorder
+) -> None:
+    fake_llm.enqueue(Reply(first_token_delay=0.2, keepalive=0.02))
+    async with make_client(fake_llm, rec, timeouts=timeouts(2.0, 0.05), retry=ONE_TRY) as client:
         events = await collect(client, ask())
 
     assert text_of(events) == "You said: hello"
+
+
+async def test_keepalives_alone_time_out_at_the_first_token_deadline(
+    fake_llm: FakeLLM, rec: Recorder
+) -> None:
+    # The idle timeout is far longer than the first-token one: each comment used to push
+    # the deadline to `idle` from then, so an upstream sending only comments never ended.
+    fake_llm.enqueue(Reply(first_token_delay=3600, keepalive=0.02))
+    async with make_client(fake_llm, rec, timeouts=timeouts(0.2, 30.0), retry=ONE_TRY) as client:
+        async with asyncio.timeout(10):
+            with pytest.raises(APITimeoutError) as caught:
+                await collect(client, ask())
+
+    assert "didn't start answering within 0.2s" in str(caught.value)
+    assert len(fake_llm.requests) == 1
+
+
+@pytest.mark.parametrize("keepalive", [None, 0.02], ids=["silent", "keepalives"])
+@pytest.mark.parametrize("reasoning", ["", "hmm hmm "], ids=["text", "reasoning"])
+async def test_a_stall_mid_answer_fails_at_the_idle_timeout(
+    fake_llm: FakeLLM, rec: Recorder, keepalive: float | None, reasoning: str
+) -> None:
+    # EVOLINK_IDLE_TIMEOUT=5, EVOLINK_FIRST_TOKEN_TIMEOUT=120, silent after three chunks:
+    # the idle timeout alone applies once the answer has begun, comments or not.
+    reply = Reply(
+        "abcdefghijklmnop", reasoning=reasoning, chunk_size=4, stall_after=3, keepalive=keepalive
+    )
+    fake_llm.enqueue(reply)
+    shown: list[ChatEvent] = []
+    async with make_client(fake_llm, rec, timeouts=timeouts(60.0, 0.1)) as client:
+        async with asyncio.timeout(10):
+            with pytest.raises(StreamInterrupted) as caught:
+                async for event in client.stream(ask()):
+                    shown.append(event)
+
+    expected = "hmm hmm abcd" if reasoning else "abcdefghijkl"
+    assert "".join(e.text for e in shown if isinstance(e, TextDelta | ReasoningDelta)) == expected
+    assert isinstance(caught.value.__cause__, APITimeoutError)
+    assert "nothing new for 0.1s mid-answer" in str(caught.value.__cause__)
+    assert len(fake_llm.requests) == 1
+
+
+async def test_once_text_flows_the_first_token_deadline_no_longer_applies(
+    fake_llm: FakeLLM, rec: Recorder
+) -> None:
+    # Chunks 0.15 s apart: each gap is three first-token timeouts, well inside the idle one.
+    fake_llm.enqueue(Reply("abcdefgh", chunk_size=2, chunk_delay=0.15))
+    async with make_client(fake_llm, rec, timeouts=timeouts(0.05, 5.0), retry=ONE_TRY) as client:
+        events = await collect(client, ask())
+
+    assert text_of(events) == "abcdefgh"
 
 
 async def test_idle_timeout_is_not_a_cap_on_length(fake_llm: FakeLLM, rec: Recorder) -> None:

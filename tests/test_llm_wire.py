@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from email.utils import formatdate
 
@@ -18,16 +19,18 @@ from bot.errors import (
     UpstreamError,
 )
 from bot.llm_retry import RetryPlan, StreamCut, model_unavailable
-from bot.llm_types import ReasoningDelta, TextDelta, ToolCall
+from bot.llm_types import ReasoningDelta, TextDelta, ToolCall, Usage
 from bot.llm_wire import (
     CompletionBuilder,
     ToolCallAssembler,
     completions_url,
     error_from_body,
+    estimate_usage,
     retry_after_seconds,
     suggested_model,
 )
 from bot.settings import RetryPolicy
+from bot.tokens import IMAGE_TOKENS, estimate_tokens
 
 
 @pytest.mark.parametrize(
@@ -154,6 +157,65 @@ def test_chunks_fold_into_completed() -> None:
         "length",
     )
     assert done.usage.prompt_tokens == 3
+
+
+@pytest.mark.parametrize(
+    ("delta", "finish_reason", "progressed"),
+    [
+        ({"role": "assistant", "content": ""}, None, False),
+        ({}, None, False),
+        ({"content": "x"}, None, True),
+        ({"reasoning_content": "x"}, None, True),
+        ({"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f"}}]}, None, True),
+        ({"tool_calls": [{"index": 0, "function": {"arguments": ""}}]}, None, False),
+        ({}, "stop", True),
+    ],
+)
+def test_only_chunks_carrying_the_answer_count_as_progress(
+    delta: dict[str, object], finish_reason: str | None, progressed: bool
+) -> None:
+    # The client's idle timeout is reset by progress only, not by filler chunks.
+    builder = CompletionBuilder("m")
+    builder.add_chunk({"choices": [{"delta": {"content": "a"}}]})
+    builder.add_chunk({"choices": [{"delta": delta, "finish_reason": finish_reason}]})
+    assert builder.progressed is progressed
+    builder.add_chunk({"choices": [], "usage": {"prompt_tokens": 3}})
+    assert builder.progressed is False
+
+
+def test_usage_is_estimated_from_the_request_and_the_answer() -> None:
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look:"},
+                {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+            ],
+        },
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "function": {}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "42"},
+    ]
+    usage = estimate_usage(messages, "The answer.", "Some thought.")
+    call = estimate_tokens(json.dumps({"id": "c", "function": {}}))
+    text = sum(estimate_tokens(t) for t in ("Be brief.", "Look:", "42")) + call
+    assert usage.image_tokens == IMAGE_TOKENS
+    assert usage.prompt_tokens == text + IMAGE_TOKENS
+    assert usage.reasoning_tokens == estimate_tokens("Some thought.")
+    assert usage.completion_tokens == estimate_tokens("The answer.") + usage.reasoning_tokens
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    assert usage.estimated
+    assert (usage + Usage(prompt_tokens=1)).estimated
+    assert not (Usage(prompt_tokens=1) + Usage(prompt_tokens=2)).estimated
+
+
+def test_a_stream_without_usage_completes_with_an_estimate() -> None:
+    messages = [{"role": "user", "content": "hello there"}]
+    builder = CompletionBuilder("m", messages)
+    builder.add_chunk({"choices": [{"delta": {"content": "Hi!"}, "finish_reason": "stop"}]})
+    assert builder.completed().usage == estimate_usage(messages, "Hi!")
+    builder.add_chunk({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}})
+    assert builder.completed().usage == Usage(prompt_tokens=3, completion_tokens=1)
 
 
 def test_an_error_chunk_mid_stream_is_a_typed_error() -> None:

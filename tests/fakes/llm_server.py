@@ -2,7 +2,8 @@
 
 It speaks the seed API (`POST /v1/chat/completions`, Bearer auth): SSE streams of
 `chat.completion.chunk`s (`content`, `reasoning_content` and `tool_calls` deltas, a final
-chunk with `finish_reason` and `usage`, then `data: [DONE]`) and whole
+chunk with `finish_reason`, a chunk with no choices and the `usage` when the request's
+`stream_options.include_usage` asks for it, then `data: [DONE]`) and whole
 `chat.completion` JSON answers; every error status with the seed's ErrorResponse body.
 
 What it does per request is a *behaviour*: `Reply` (an answer, with delays), `Error` (a
@@ -113,7 +114,10 @@ class Reply:
     chunk_delay: float = 0.0  # between chunks
     chunk_size: int = 4  # characters of text (or arguments) per chunk
     keepalive: float | None = None  # while delaying, send an SSE comment this often
+    stall_after: int | None = None  # go silent (but for keep-alives) after this many chunks
+    stall: float = 3600.0  # seconds the stall lasts
     usage: Json | None = None
+    send_usage: bool = True  # False: never report usage, even when the client asks for it
     finish_reason: str | None = None  # None: "tool_calls" if there are any, else "stop"
     model: str | None = None  # the model the response names; None: the requested one
 
@@ -323,6 +327,9 @@ class _Answer:
         ]
         self.finish_reason = reply.finish_reason or ("tool_calls" if self.calls else "stop")
         self.usage = reply.usage or self._usage(request)
+        options = request.body.get("stream_options")
+        asked = isinstance(options, dict) and options.get("include_usage") is True
+        self.stream_usage = asked and reply.send_usage
 
     def _usage(self, request: RecordedRequest) -> Json:
         prompt = len(json.dumps(request.body.get("messages"))) // 4 + 1
@@ -362,8 +369,11 @@ class _Answer:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         }
 
-    def final_chunk(self) -> Json:
-        return {**self.chunk({}, self.finish_reason), "usage": self.usage}
+    def final_chunks(self) -> list[Json]:
+        chunks = [self.chunk({}, self.finish_reason)]
+        if self.stream_usage:
+            chunks.append({**self.chunk({}), "choices": [], "usage": self.usage})
+        return chunks
 
     def whole(self) -> Json:
         message: Json = {"role": "assistant", "content": self.text or None}
@@ -378,14 +388,16 @@ class _Answer:
                 }
                 for call_id, call in self.calls
             ]
-        return {
+        whole: Json = {
             "id": self.id,
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
             "choices": [{"index": 0, "message": message, "finish_reason": self.finish_reason}],
-            "usage": self.usage,
         }
+        if self.reply.send_usage:
+            whole["usage"] = self.usage
+        return whole
 
 
 def _sse(payload: Json | str) -> bytes:
@@ -542,10 +554,13 @@ class FakeLLM:
                 return await self._cut(http, response, cut)
             if sent:
                 await _pause(response, reply.chunk_delay, reply.keepalive)
+            if sent == reply.stall_after:
+                await _pause(response, reply.stall, reply.keepalive)
             await response.write(_sse(answer.chunk(delta)))
         if cut is not None:
             return await self._cut(http, response, cut)
-        await response.write(_sse(answer.final_chunk()))
+        for chunk in answer.final_chunks():
+            await response.write(_sse(chunk))
         await response.write(_sse("[DONE]"))
         await response.write_eof()
         return response
