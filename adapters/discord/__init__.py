@@ -1,5 +1,28 @@
-"""Discord: slash commands, mentions and threads, streamed answers (discord.py)."""
+"""Discord: slash commands, mentions and threads, streamed answers (discord.py).
 
-from adapters.discord.platform import DiscordPlatform
+`PLATFORM` is the `parley.platforms` entry point; discord.py is imported only when it
+builds the platform.
+"""
 
-__all__ = ["DiscordPlatform"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.platform import Platform, PlatformEntry
+from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.intake import Intake
+
+
+def _build(settings: Settings, intake: Intake) -> Platform:
+    from adapters.discord.platform import DiscordPlatform
+
+    return DiscordPlatform(settings, intake)
+
+
+def _configured(settings: Settings) -> bool:
+    return settings.discord_enabled
+
+
+PLATFORM = PlatformEntry("discord", Settings, _configured, _build)
