@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from bot.conversation import Role, Turn
 from bot.errors import StoreUnavailable
 from bot.intake.envelope import Envelope
 from bot.intake.pipeline import Context, Next, Step, Stop
@@ -89,6 +90,9 @@ async def intake_commands(env: Envelope, ctx: Context, next: Next) -> None:
     """`reset` or `start over`, alone in a thread or DM: forget the conversation."""
     if (env.in_thread or env.is_dm) and _command_text(env.text) in RESET_WORDS:
         await ctx.engine.reset(env.key)
+        # The confirmation starts the new history: the thread stays the bot's (replies
+        # need no mention) and is never seeded again from the platform's old messages.
+        await ctx.engine.store.add_turn(env.key, Turn.text(Role.ASSISTANT, RESET_DONE))
         await ctx.source.reply(env).finish(FinalReply(RESET_DONE))
         return
     await next()

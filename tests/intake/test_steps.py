@@ -134,8 +134,13 @@ async def test_reset_in_a_thread_forgets_and_confirms(
     source = FakeSource(text=text)
     await intake.submit(replace(REPLY, text=text), source)
     assert source.told == [RESET_DONE]
-    assert not await intake.engine.has_history(KEY)
-    assert len(fake_llm.requests) == 1
+    after = FakeSource(text="still there?")
+    await intake.submit(replace(REPLY, event_id="Ev3"), after)  # the thread is still held
+    assert after.seeded == 0
+    assert [m["content"] for m in fake_llm.requests[-1].body["messages"][1:]] == [
+        RESET_DONE,
+        "ana: still there?",
+    ]
 
 
 async def test_reset_outside_a_thread_is_a_question(intake: Intake, fake_llm: FakeLLM) -> None:
