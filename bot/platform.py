@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Protocol
 
@@ -63,6 +64,20 @@ class PlatformEntry:
     settings: type[Settings]
     is_configured: Callable[[Settings], bool]
     build: Callable[[Settings, Intake], Platform]
+
+
+def lazy_platform(
+    name: str, factory: str, is_configured: Callable[[Settings], bool]
+) -> PlatformEntry:
+    """An entry whose `factory` ("module:Class", called with settings and the intake) is
+    imported only when built, so an unconfigured platform's library is never loaded."""
+    module, _, attribute = factory.partition(":")
+
+    def build(settings: Settings, intake: Intake) -> Platform:
+        platform: Platform = getattr(import_module(module), attribute)(settings, intake)
+        return platform
+
+    return PlatformEntry(name, Settings, is_configured, build)
 
 
 def platform_entries() -> list[PlatformEntry]:

@@ -4,25 +4,10 @@
 builds the platform.
 """
 
-from __future__ import annotations
+from bot.platform import lazy_platform
 
-from typing import TYPE_CHECKING
-
-from bot.platform import Platform, PlatformEntry
-from bot.settings import Settings
-
-if TYPE_CHECKING:
-    from bot.intake import Intake
-
-
-def _build(settings: Settings, intake: Intake) -> Platform:
-    from adapters.discord.platform import DiscordPlatform
-
-    return DiscordPlatform(settings, intake)
-
-
-def _configured(settings: Settings) -> bool:
-    return settings.discord_enabled
-
-
-PLATFORM = PlatformEntry("discord", Settings, _configured, _build)
+PLATFORM = lazy_platform(
+    "discord",
+    "adapters.discord.platform:DiscordPlatform",
+    lambda settings: settings.discord_enabled,
+)
