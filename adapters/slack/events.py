@@ -8,6 +8,7 @@ their top level the whole DM is one conversation and answers are plain messages.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -56,6 +57,7 @@ _FILE_FIELDS: dict[str, type] = {
     "url_private": str,
     "url_private_download": str,
 }
+_TS = re.compile(r"\d{1,12}(?:\.\d{1,9})?")
 REPLIES_PAGE = 200
 SEED_MAX_PAGES = 10  # a seed reads at most this many pages of a very long thread
 
@@ -129,6 +131,8 @@ def message_event(raw: object) -> MessageEvent | None:
         return None
     if "ts" not in raw or "channel" not in raw:
         return None
+    if not all(_TS.fullmatch(raw[name]) for name in ("ts", "thread_ts") if name in raw):
+        return None  # Slack's timestamps are numbers; threads are ordered by them
     files = raw.get("files", [])
     if not all(isinstance(f, dict) and _well_typed(f, _FILE_FIELDS) for f in files):
         return None
@@ -158,7 +162,7 @@ def envelope(event: MessageEvent, place: Place, bot: BotIdentity) -> Envelope:
         key=place.key,
         author_id=user,
         text=to_plain(text, bot_user_id=bot.user_id, names={}),
-        is_mention=event["type"] == "app_mention" or mentions(text, bot.user_id),
+        is_mention=event.get("type") == "app_mention" or mentions(text, bot.user_id),
         is_dm=place.is_dm,
         in_thread=place.in_thread,
         is_self=bot.wrote(event),
