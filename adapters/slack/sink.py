@@ -1,7 +1,7 @@
 """Writing an answer into a Slack thread as it streams.
 
 The core's `MessageChain` renders the answer into messages of at most `MESSAGE_LIMIT`
-characters; `SlackOutlet` posts and revises one message. Where the workspace allows
+characters; `SlackSink`, as its outlet, posts and revises one message. Where the workspace allows
 it, a message streams with Slack's chat streaming methods (`chat.startStream`,
 `appendStream`, `stopStream`); elsewhere (refused, or a DM without threads) it is
 posted and then edited in place. Slack ends a stream after about five minutes; from
@@ -44,8 +44,11 @@ class Posted:
     streaming: bool  # an open chat stream that can be appended to
 
 
-class SlackOutlet:
-    """One answer's messages in a Slack thread, streamed where Slack allows it."""
+class SlackSink:
+    """The engine's `ReplySink` for Slack, and the `Outlet` its `MessageChain` writes to:
+    one answer's messages in a Slack thread, streamed where Slack allows it."""
+
+    min_update_interval = UPDATE_INTERVAL
 
     def __init__(
         self,
@@ -61,6 +64,37 @@ class SlackOutlet:
         self.limit = limit
         self._can_stream = target.thread_ts is not None
         self._posted = 0
+        self._chain: MessageChain[Posted] = MessageChain(self)
+
+    # -- ReplySink --------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._chain.queue(self._indicator.show())  # the model request need not wait for it
+
+    async def progress(self, status: str) -> None:
+        self._chain.queue(self._indicator.show(status))
+
+    async def update(self, text: str) -> None:
+        await self._chain.render(text, final=False)
+
+    async def finish(self, reply: FinalReply) -> None:
+        text = reply.text
+        if reply.notes:
+            text += "\n\n" + "\n".join(f"> {note}" for note in reply.notes)
+        await self._chain.render(text, final=True)
+        await self._chain.run(self._indicator.clear())
+
+    async def fail(self, message: str) -> None:
+        await self._chain.run(self._fail(message))
+
+    async def _fail(self, message: str) -> None:
+        for posted in self._chain.messages:
+            if posted.streaming:
+                await self._stop_stream(posted, "")
+        await self._post(f"⚠️ {message}", stream=False)
+        await self._indicator.clear()
+
+    # -- Outlet -----------------------------------------------------------------
 
     async def post(self, text: str, *, final: bool) -> Posted | None:
         posted = await self._post(text, stream=not final)
@@ -75,12 +109,12 @@ class SlackOutlet:
             if text.startswith(before):
                 delta = text[len(before) :]
                 if final:
-                    if await self.stop_stream(message, delta):
+                    if await self._stop_stream(message, delta):
                         return True
                 elif not delta or await self._append(message, delta):
                     return True
             else:
-                await self.stop_stream(message, "")  # the split moved: edit the rest
+                await self._stop_stream(message, "")  # the split moved: edit the rest
             message.streaming = False
         if text == before:
             return True
@@ -95,11 +129,7 @@ class SlackOutlet:
     async def remove(self, message: Posted) -> None:
         await slack_call(self._client.chat_delete, channel=self._target.channel, ts=message.ts)
 
-    async def say(self, text: str) -> None:
-        """A message of its own, after the answer's (a failure notice)."""
-        await self._post(text, stream=False)
-
-    async def stop_stream(self, message: Posted, delta: str) -> bool:
+    async def _stop_stream(self, message: Posted, delta: str) -> bool:
         out = await slack_call(
             self._client.chat_stopStream,
             channel=self._target.channel,
@@ -142,47 +172,3 @@ class SlackOutlet:
             markdown_text=text,
         )
         return Posted(str(out.get("ts")), streaming=False) if out.ok else None
-
-
-class SlackSink:
-    """The engine's `ReplySink` for Slack: a `MessageChain` through a `SlackOutlet`."""
-
-    min_update_interval = UPDATE_INTERVAL
-
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        target: ReplyTarget,
-        indicator: ThinkingIndicator,
-        *,
-        limit: int = MESSAGE_LIMIT,
-    ) -> None:
-        self._indicator = indicator
-        self._outlet = SlackOutlet(client, target, indicator, limit=limit)
-        self._chain: MessageChain[Posted] = MessageChain(self._outlet)
-
-    async def start(self) -> None:
-        self._chain.queue(self._indicator.show())  # the model request need not wait for it
-
-    async def progress(self, status: str) -> None:
-        self._chain.queue(self._indicator.show(status))
-
-    async def update(self, text: str) -> None:
-        await self._chain.render(text, final=False)
-
-    async def finish(self, reply: FinalReply) -> None:
-        text = reply.text
-        if reply.notes:
-            text += "\n\n" + "\n".join(f"> {note}" for note in reply.notes)
-        await self._chain.render(text, final=True)
-        await self._chain.run(self._indicator.clear())
-
-    async def fail(self, message: str) -> None:
-        await self._chain.run(self._fail(message))
-
-    async def _fail(self, message: str) -> None:
-        for posted in self._chain.messages:
-            if posted.streaming:
-                await self._outlet.stop_stream(posted, "")
-        await self._outlet.say(f"⚠️ {message}")
-        await self._indicator.clear()
