@@ -12,7 +12,7 @@ Per message it measures, side by side:
 - added: from sending the POST until the final text reached Slack, minus the time the
   model spent on that request (its first byte in to its last byte out, measured at the
   fake model). That is all of the bot's own work before and after the model:
-  verification, the gate and its Redis claim, the status, history, the Slack calls.
+  verification, the intake and its Redis claim, the status, history, the Slack calls.
 
 Two workloads, as in `bench.engine`: *burst*, where N mentions arrive at the same instant,
 each starting a thread (the worst case: one core must take all N at once), and *paced*,

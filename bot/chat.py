@@ -15,10 +15,13 @@ import asyncio
 import getpass
 import mimetypes
 import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from bot.conversation import Attachment, ConversationKey, IncomingMessage
+from bot.intake import Envelope, build_intake
 from bot.metrics import Metrics
 from bot.serve import build_engine, config_problem
 from bot.settings import Settings
@@ -87,6 +90,23 @@ class TerminalSink:
             self._status_visible = False
 
 
+@dataclass(frozen=True, slots=True)
+class TerminalSource:
+    """The terminal as the intake sees it: the message is read already, answers go to one sink."""
+
+    message: IncomingMessage
+    sink: TerminalSink
+
+    async def read(self, env: Envelope) -> IncomingMessage:
+        return self.message
+
+    def reply(self, env: Envelope) -> TerminalSink:
+        return self.sink
+
+    async def holds_thread(self, env: Envelope) -> bool:
+        return True  # the terminal's one conversation is always the bot's
+
+
 async def _read_line(stream: TextIO, prompt: str, interactive: bool) -> str | None:
     if interactive:
         sys.stdout.write(prompt)
@@ -127,6 +147,7 @@ async def chat(
         return 2
     interactive = stdin.isatty() and out.isatty()
     engine = build_engine(settings, Metrics())
+    intake = build_intake(engine)
     key = ConversationKey("cli", "local", getpass.getuser(), "default")
     pending_files: list[Attachment] = []
     pending_urls: list[str] = []
@@ -173,7 +194,15 @@ async def chat(
                 )
                 pending_files, pending_urls = [], []
                 status = sys.stderr if interactive else None
-                await engine.handle(message, TerminalSink(out, status))
+                env = Envelope(
+                    platform=key.platform,
+                    event_id=f"cli:{uuid.uuid4().hex}",
+                    key=key,
+                    author_id=getpass.getuser(),
+                    text=line,
+                    is_dm=True,
+                )
+                await intake.submit(env, TerminalSource(message, TerminalSink(out, status)))
             out.flush()
     finally:
         await engine.llm.aclose()

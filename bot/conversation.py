@@ -141,7 +141,7 @@ class IncomingMessage:
     files: list[Attachment] = field(default_factory=list)
     image_urls: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what the adapter skipped, shown to the user
-    event_id: str | None = None  # platform event id; the engine answers each one once
+    event_id: str | None = None  # the event it came in as (the intake claimed it), for logs
     seed: SeedLoader | None = None  # earlier thread messages, read if the store has none
     model: str | None = None  # a per-message model choice (Discord's `/chat model:`)
 

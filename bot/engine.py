@@ -1,16 +1,15 @@
 """The engine: one incoming message in, one streamed answer out, history kept.
 
-For each message an adapter hands over, `Engine.handle`:
+For each message the intake (`bot.intake`) hands over, `Engine.handle`:
 
-1. answers each platform event once (`event_id`, deduplicated in Redis across replicas);
-2. checks the input and prepares its parts (images normalized in a worker thread, text
+1. checks the input and prepares its parts (images normalized in a worker thread, text
    files inlined, unreadable files noted) before taking any lock;
-3. locks the conversation across processes, seeds it from the platform thread if the
+2. locks the conversation across processes, seeds it from the platform thread if the
    store has none, stores the user turn and reads the history in one round trip;
-4. streams the completion into the adapter's sink, pushing the text at most every
+3. streams the completion into the adapter's sink, pushing the text at most every
    `sink.min_update_interval` seconds from a separate task (a slow platform edit never
    holds up reading the model's stream), runs tool calls the model makes;
-5. stores the answer, releases the lock, and finishes the sink — or fails it with a
+4. stores the answer, releases the lock, and finishes the sink — or fails it with a
    message the user can act on. Whatever happens, the sink is finished or failed.
 """
 
@@ -240,9 +239,6 @@ class Engine:
         started = time.monotonic()
         self.metrics.in_flight.inc()
         try:
-            if msg.event_id is not None and not await self.store.claim_event(msg.event_id):
-                log.info("event %s already answered; skipping", msg.event_id)
-                return
             await sink.start()
             if not msg.text.strip() and not msg.files and not msg.image_urls:
                 await sink.finish(FinalReply(HELP_TEXT, tuple(msg.notes)))

@@ -11,6 +11,7 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │   ├── UnsupportedImage
     │   └── DownloadError            an attachment couldn't be fetched (bot.download)
     ├── StoreUnavailable             Redis can't be reached
+    ├── PlatformConfigError          a platform's settings can't work (at start-up)
     ├── BotBusy                      the thread's previous answer is still being written
     └── LLMError                     the chat-completions API failed
         ├── APIConnectionError       no response (DNS, refused, reset)
@@ -98,6 +99,15 @@ class StoreUnavailable(ParleyError):
             "I'm temporarily unavailable: my conversation memory can't be reached. "
             "Please try again in a minute."
         )
+
+
+class PlatformConfigError(ParleyError, ValueError):
+    """A platform's settings contradict each other; raised at start-up, for the operator.
+
+    A `ValueError` too, as pydantic and callers checking settings expect.
+    """
+
+    kind = "config"
 
 
 class BotBusy(ParleyError):

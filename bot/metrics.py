@@ -45,6 +45,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.intake_stopped = Counter(
+            "parley_intake_stopped",
+            "Events the intake did not pass to the engine, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.in_flight = Gauge("parley_answers_in_flight", "Answers being written", registry=r)
 
     def render(self) -> bytes:

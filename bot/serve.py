@@ -14,10 +14,11 @@ import sys
 
 from aiohttp import web
 
-from adapters import build_platforms
 from bot.engine import Engine, EngineConfig
+from bot.intake import build_intake
 from bot.llm import ChatClient
 from bot.metrics import Metrics
+from bot.platform import Platform, configured_platforms
 from bot.server import create_app
 from bot.settings import DEFAULT_BASE_URL, Settings
 from bot.store import ConversationStore
@@ -70,7 +71,10 @@ class Service:
         self.settings = settings
         self.metrics = Metrics()
         self.engine = build_engine(settings, self.metrics)
-        self.platforms = build_platforms(settings, self.engine)
+        self.intake = build_intake(self.engine)
+        self.platforms: list[Platform] = [
+            entry.build(settings, self.intake) for entry in configured_platforms(settings)
+        ]
         self.app = create_app(
             store=self.engine.store, metrics=self.metrics, platforms=self.platforms
         )
@@ -96,6 +100,7 @@ class Service:
         )
 
     async def shutdown(self) -> None:
+        self.intake.close()
         for platform in self.platforms:
             await platform.stop_intake()
         await self.engine.drain(self.settings.bot_shutdown_grace)
@@ -109,7 +114,7 @@ class Service:
 
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; the process exit status."""
-    if not (settings.slack_enabled or settings.discord_enabled):
+    if not configured_platforms(settings):
         sys.stderr.write(NO_PLATFORM)
         return 2
     problem = config_problem(settings, "parley serve")

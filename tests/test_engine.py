@@ -267,13 +267,6 @@ async def test_tool_calls_are_run_and_answered(engine: Engine, fake_llm: FakeLLM
     assert any("calculate" in status for status in sink.progress_seen)
 
 
-async def test_same_event_is_answered_once(engine: Engine, fake_llm: FakeLLM) -> None:
-    sinks = [RecordingSink(), RecordingSink()]
-    await asyncio.gather(*(engine.handle(_msg("hi", event_id="Ev1"), s) for s in sinks))
-    assert sorted(len(s.calls) for s in sinks) == [0, 2]
-    assert len(fake_llm.requests) == 1
-
-
 async def test_messages_in_one_thread_are_answered_in_order(
     engine: Engine, fake_llm: FakeLLM
 ) -> None:

@@ -192,6 +192,28 @@ class Cluster:
             deliveries.append(self.post(sent, self.other_than(first), retry_num=1))
         return set(await asyncio.gather(*deliveries))
 
+    async def stopped_as_duplicates(self) -> int:
+        """Events the running replicas' intakes stopped as already claimed (`/metrics`)."""
+        total = 0.0
+        for replica in self.replicas:
+            if replica.running:
+                async with self.http.get(f"{replica.url}/metrics") as resp:
+                    text = await resp.text()
+                total += sum(
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith('parley_intake_stopped_total{reason="duplicate"}')
+                )
+        return int(total)
+
+    async def wait_duplicates_refused(self, count: int) -> None:
+        """Until `count` redeliveries have been refused: none can still be answered late."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + ANSWER_WITHIN
+        while (seen := await self.stopped_as_duplicates()) < count:
+            assert loop.time() < end, f"{seen} of {count} redeliveries refused"
+            await asyncio.sleep(0.05)
+
     # -- what the tests read ------------------------------------------------------------
 
     def requests_for(self, token: str) -> list[RecordedRequest]:
@@ -292,9 +314,9 @@ async def test_every_event_is_answered_once_in_order(cluster: Cluster) -> None:
     assert await cluster.deliver_twice(follow_ups) == {200}
     await cluster.wait_answered(follow_ups)
 
-    # A late duplicate would show up now, not after the test.
-    await asyncio.sleep(0.5)
+    # Every redelivery has been refused, so no late duplicate can still come.
     everything = roots + follow_ups
+    await cluster.wait_duplicates_refused(len(everything))
     asked = [token_of(r) for r in cluster.llm.requests]
     assert sorted(asked, key=str) == sorted(s.token for s in everything)
     assert_answered_once_in_place(cluster, everything)

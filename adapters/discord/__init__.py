@@ -1,5 +1,13 @@
-"""Discord: slash commands, mentions and threads, streamed answers (discord.py)."""
+"""Discord: slash commands, mentions and threads, streamed answers (discord.py).
 
-from adapters.discord.platform import DiscordPlatform
+`PLATFORM` is the `parley.platforms` entry point; discord.py is imported only when it
+builds the platform.
+"""
 
-__all__ = ["DiscordPlatform"]
+from bot.platform import lazy_platform
+
+PLATFORM = lazy_platform(
+    "discord",
+    "adapters.discord.platform:DiscordPlatform",
+    lambda settings: settings.discord_enabled,
+)

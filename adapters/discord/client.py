@@ -6,6 +6,7 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.errors import PlatformConfigError
 from bot.settings import Settings
 
 
@@ -58,12 +59,16 @@ def make_client(settings: Settings, hooks: ClientHooks) -> ParleyClient | Sharde
     count = settings.discord_shard_count
     if count is not None:
         if any(shard >= count for shard in settings.discord_shard_ids):
-            raise ValueError(f"DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT ({count}).")
+            raise PlatformConfigError(
+                f"DISCORD_SHARD_IDS must be below DISCORD_SHARD_COUNT ({count})."
+            )
         if settings.discord_shard_ids:
             options["shard_ids"] = list(settings.discord_shard_ids)
         client = ShardedParleyClient(shard_count=count, **options)
     elif settings.discord_shard_ids:
-        raise ValueError("DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total shard count).")
+        raise PlatformConfigError(
+            "DISCORD_SHARD_IDS needs DISCORD_SHARD_COUNT (the total shard count)."
+        )
     else:
         client = ParleyClient(**options)
     client.hooks = hooks

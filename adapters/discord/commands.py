@@ -1,27 +1,22 @@
 """The slash commands: `/chat`, `/reset` and `/model`.
 
-`/chat` acknowledges at once (Discord allows 3 seconds), answers into the deferred
-response, and starts a thread on that answer where the conversation continues. Whatever
-fails after the acknowledgement, the deferred response is completed with a message.
+`/chat` acknowledges at once (Discord allows 3 seconds), then goes through the intake
+like any message: it answers into the deferred response and starts a thread on that
+answer where the conversation continues. The deferred response is always completed.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import discord
 from discord import app_commands
 
 from adapters.discord.content import thread_name, to_incoming
 from adapters.discord.files import AttachmentFetcher
-from adapters.discord.intake import Intake
-from adapters.discord.places import (
-    dm_key,
-    is_thread,
-    key_in_thread,
-    open_thread,
-)
+from adapters.discord.places import PLATFORM, conversation_at, open_thread
 from adapters.discord.seed import thread_seed
 from adapters.discord.sink import (
     FAILURES,
@@ -31,15 +26,15 @@ from adapters.discord.sink import (
     InteractionOutlet,
 )
 from adapters.discord.types import REPLY_CHANNELS, ReplyChannel
-from bot.conversation import SeedLoader
-from bot.engine import Engine
+from bot.conversation import IncomingMessage
 from bot.errors import ParleyError
+from bot.intake import Envelope, Intake
+from bot.intake.steps import RESET_DONE
 from bot.llm_types import SEED_MODELS
 
 log = logging.getLogger(__name__)
 
 RESTARTING = "I'm restarting right now. Please try again in a minute."
-RESET_DONE = "Started a fresh conversation: I've forgotten what we talked about before."
 RESET_IN_GUILD = (
     "Each thread is its own conversation here: start a fresh one with /chat or by mentioning me."
 )
@@ -47,11 +42,49 @@ MODEL_WHERE = "Use /model inside a thread I'm answering in (or in our DM)."
 MODEL_CHOICES = [app_commands.Choice(name=model, value=model) for model in SEED_MODELS]
 
 
+@dataclass(slots=True)
+class ChatSource:
+    """What the intake asks of Discord about one `/chat`."""
+
+    fetcher: AttachmentFetcher
+    interaction: discord.Interaction
+    channel: ReplyChannel
+    outlet: InteractionOutlet
+    sink: AnswerSink
+    image: discord.Attachment | None
+    model: str | None
+    opens_thread: bool
+
+    async def read(self, env: Envelope) -> IncomingMessage:
+        interaction, channel = self.interaction, self.channel
+        fetched = await self.fetcher.fetch([self.image] if self.image else [])
+        seed = None
+        me = interaction.client.user
+        if isinstance(channel, discord.Thread) and me is not None:
+            seed = thread_seed(channel, self.outlet.original_id, me)
+        if self.opens_thread and interaction.guild_id is not None:
+            name = thread_name(env.text, f"Chat with {interaction.user.display_name}")
+            _, thread = await open_thread(
+                channel, interaction.guild_id, self.outlet.original_id, name, fetched.notes
+            )
+            if thread is not None:
+                self.outlet.thread = ChannelOutlet(thread)
+        return to_incoming(
+            env.key, env.text, interaction.user, fetched, seed=seed, model=self.model
+        )
+
+    def reply(self, env: Envelope) -> AnswerSink:
+        return self.sink  # the deferred response: every reply goes into it
+
+    async def holds_thread(self, env: Envelope) -> bool:
+        return False  # a slash command is addressed to the bot: never asked
+
+
 class CommandHandler:
-    def __init__(self, engine: Engine, fetcher: AttachmentFetcher, intake: Intake) -> None:
-        self._engine = engine
-        self._fetcher = fetcher
+    def __init__(self, intake: Intake, fetcher: AttachmentFetcher) -> None:
         self._intake = intake
+        self._engine = intake.engine
+        self._fetcher = fetcher
 
     async def chat(
         self,
@@ -60,6 +93,8 @@ class CommandHandler:
         image: discord.Attachment | None,
         model: str | None,
     ) -> None:
+        # An interaction must be answered: refused work gets a reply, not the intake's
+        # silent stop, so the person isn't left with "the application did not respond".
         if not self._intake.open:
             await _reply(interaction, RESTARTING)
             return
@@ -74,69 +109,36 @@ class CommandHandler:
                 return
             outlet = InteractionOutlet(interaction, original_id)
             sink = AnswerSink(outlet, first_message=original_id)
-            failure = ParleyError().user_message
-            try:
-                await self._converse(interaction, outlet, sink, prompt, image, model)
-            except ParleyError as exc:
-                log.warning("/chat %s failed: %s", interaction.id, exc)
-                failure = exc.user_message
-            except Exception:
-                log.exception("/chat %s failed", interaction.id)
-            finally:
-                if not sink.done:
-                    await sink.fail(failure)
-
-    async def _converse(
-        self,
-        interaction: discord.Interaction,
-        outlet: InteractionOutlet,
-        sink: AnswerSink,
-        prompt: str,
-        image: discord.Attachment | None,
-        model: str | None,
-    ) -> None:
-        fetched = await self._fetcher.fetch([image] if image else [])
-        channel = _channel(interaction)
-        seed: SeedLoader | None = None
-        if interaction.guild_id is None:
-            key = dm_key(channel.id)
-        elif is_thread(channel):
-            key = key_in_thread(interaction.guild_id, channel)
-            me = interaction.client.user
-            if isinstance(channel, discord.Thread) and me is not None:
-                seed = thread_seed(channel, outlet.original_id, me)
-        else:
-            name = thread_name(prompt, f"Chat with {interaction.user.display_name}")
-            key, thread = await open_thread(
-                channel, interaction.guild_id, outlet.original_id, name, fetched.notes
+            channel = _channel(interaction)
+            key, opens_thread = conversation_at(channel, interaction.guild_id, original_id)
+            env = Envelope(
+                platform=PLATFORM,
+                event_id=f"discord:interaction:{interaction.id}",
+                key=key,
+                author_id=str(interaction.user.id),
+                author_name=interaction.user.display_name,
+                text=prompt,
+                is_command=True,
+                is_dm=interaction.guild_id is None,
+                reply_to=outlet,
             )
-            if thread is not None:
-                outlet.thread = ChannelOutlet(thread)
-        incoming = to_incoming(
-            key,
-            prompt,
-            interaction.user,
-            fetched,
-            seed=seed,
-            event_id=f"discord:interaction:{interaction.id}",
-            model=model,
-        )
-        await self._engine.handle(incoming, sink)
+            source = ChatSource(
+                self._fetcher, interaction, channel, outlet, sink, image, model, opens_thread
+            )
+            await self._intake.submit(env, source)
+            if not sink.done:  # stopped by the intake (shutdown began): say so
+                await sink.fail(RESTARTING)
 
     async def reset(self, interaction: discord.Interaction) -> None:
         if interaction.guild_id is not None:
             await _reply(interaction, RESET_IN_GUILD)
             return
-        key = dm_key(_channel(interaction).id)
+        key, _ = conversation_at(_channel(interaction), None, 0)
         await self._run(interaction, lambda: self._engine.reset(key), RESET_DONE)
 
     async def model(self, interaction: discord.Interaction, name: str) -> None:
-        channel = _channel(interaction)
-        if interaction.guild_id is None:
-            key = dm_key(channel.id)
-        elif is_thread(channel):
-            key = key_in_thread(interaction.guild_id, channel)
-        else:
+        key, opens_thread = conversation_at(_channel(interaction), interaction.guild_id, 0)
+        if opens_thread:
             await _reply(interaction, MODEL_WHERE)
             return
         done = f"This conversation now uses **{name}**."

@@ -9,7 +9,11 @@ import discord
 from adapters.discord.files import Fetched
 from bot.conversation import ConversationKey, IncomingMessage, SeedLoader
 
-THREAD_NAME_CHARS = 60  # Discord allows 100; shorter names read better in the sidebar
+THREAD_NAME_CHARS = 60
+# Messages people write; joins, pins, thread starters and the like are system messages.
+PERSON_MESSAGES = frozenset(
+    {discord.MessageType.default, discord.MessageType.reply}
+)  # Discord allows 100; shorter names read better in the sidebar
 
 
 def mentions_me(message: discord.Message, me: discord.abc.User) -> bool:
@@ -53,7 +57,6 @@ def to_incoming(
     fetched: Fetched,
     *,
     seed: SeedLoader | None,
-    event_id: str | None = None,
     model: str | None = None,
 ) -> IncomingMessage:
     """What the person asked, for the engine."""
@@ -64,7 +67,6 @@ def to_incoming(
         author_id=str(person.id),
         files=fetched.files,
         notes=fetched.notes,
-        event_id=event_id,
         seed=seed,
         model=model,
     )

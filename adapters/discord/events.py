@@ -1,4 +1,4 @@
-"""Turning a Discord message into a conversation turn, and starting its answer.
+"""Discord messages turned into the intake's envelopes, and read in full when answered.
 
 A mention in a channel is answered in a new thread started on that message; a message
 in a thread the bot runs is answered without a mention; a mention in a thread the bot
@@ -9,75 +9,96 @@ inline.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import discord
 
-from adapters.discord.content import mentions_me, prompt_text, thread_name, to_incoming
+from adapters.discord.content import (
+    PERSON_MESSAGES,
+    mentions_me,
+    prompt_text,
+    thread_name,
+    to_incoming,
+)
 from adapters.discord.files import AttachmentFetcher
-from adapters.discord.filters import ignored
-from adapters.discord.intake import Intake
-from adapters.discord.places import dm_key, is_thread, key_in_thread, open_thread
+from adapters.discord.places import PLATFORM, conversation_at, is_thread, open_thread
 from adapters.discord.seed import thread_seed
-from adapters.discord.sink import FAILURES, NO_PINGS, AnswerSink, ChannelOutlet
+from adapters.discord.sink import AnswerSink, ChannelOutlet
 from adapters.discord.types import REPLY_CHANNELS, ReplyChannel
-from bot.conversation import ConversationKey, SeedLoader
-from bot.engine import Engine
-from bot.errors import ParleyError
+from bot.conversation import ConversationKey, IncomingMessage
+from bot.intake import Envelope, Intake
 
 log = logging.getLogger(__name__)
 
 
+def envelope(
+    message: discord.Message, channel: ReplyChannel, me: discord.abc.User, key: ConversationKey
+) -> Envelope:
+    """What the intake needs to know about `message`, with nothing fetched yet."""
+    mentioned = mentions_me(message, me)
+    return Envelope(
+        platform=PLATFORM,
+        event_id=f"discord:message:{message.id}",
+        key=key,
+        author_id=str(message.author.id),
+        author_name=message.author.display_name,
+        text=prompt_text(message, me),
+        is_mention=mentioned,
+        is_dm=message.guild is None,
+        in_thread=is_thread(channel),
+        is_self=message.author.id == me.id,
+        is_bot=message.author.bot or message.webhook_id is not None,
+        # System messages, and @everyone/@here pings that don't name the bot itself.
+        housekeeping=message.type not in PERSON_MESSAGES
+        or (message.mention_everyone and not mentioned),
+        reply_to=channel,
+        files=tuple(message.attachments),
+    )
+
+
+@dataclass(slots=True)
+class MessageSource:
+    """What the intake asks of Discord about one message."""
+
+    fetcher: AttachmentFetcher
+    message: discord.Message
+    channel: ReplyChannel
+    me: discord.abc.User
+    opens_thread: bool  # at a guild channel's top level: the answer opens a thread
+    where: ReplyChannel  # where the answer goes: the channel, or the thread it opened
+
+    async def read(self, env: Envelope) -> IncomingMessage:
+        message, channel = self.message, self.channel
+        fetched = await self.fetcher.fetch(message.attachments)
+        seed = None
+        if isinstance(channel, discord.Thread):
+            seed = thread_seed(channel, message.id, self.me)
+        if self.opens_thread and message.guild is not None:
+            name = thread_name(env.text, f"Chat with {message.author.display_name}")
+            _, thread = await open_thread(
+                channel, message.guild.id, message.id, name, fetched.notes
+            )
+            self.where = thread or channel
+        return to_incoming(env.key, env.text, message.author, fetched, seed=seed)
+
+    def reply(self, env: Envelope) -> AnswerSink:
+        return AnswerSink(ChannelOutlet(self.where), typing=self.where)
+
+    async def holds_thread(self, env: Envelope) -> bool:
+        """A thread the bot started (on a message it answered) is the bot's."""
+        return isinstance(self.channel, discord.Thread) and self.channel.owner_id == self.me.id
+
+
 class MessageHandler:
-    def __init__(self, engine: Engine, fetcher: AttachmentFetcher, intake: Intake) -> None:
-        self._engine = engine
-        self._fetcher = fetcher
+    def __init__(self, intake: Intake, fetcher: AttachmentFetcher) -> None:
         self._intake = intake
+        self._fetcher = fetcher
 
     async def on_message(self, message: discord.Message, me: discord.ClientUser) -> None:
-        if not self._intake.open or ignored(message, me):
-            return
         channel = message.channel
         if not isinstance(channel, REPLY_CHANNELS):
             return
-        with self._engine.track():
-            try:
-                await self._answer(message, channel, me)
-            except ParleyError as exc:
-                log.warning("could not answer message %s: %s", message.id, exc)
-                await _say(channel, exc.user_message)
-
-    async def _answer(
-        self, message: discord.Message, channel: ReplyChannel, me: discord.ClientUser
-    ) -> None:
-        addressed = mentions_me(message, me)
-        key: ConversationKey | None = None  # None: a thread started on this message
-        seed: SeedLoader | None = None
-        if message.guild is None:
-            key = dm_key(channel.id)
-        elif is_thread(channel):
-            key = key_in_thread(message.guild.id, channel)
-            if not addressed and not await self._engine.has_history(key):
-                return
-            if isinstance(channel, discord.Thread):
-                seed = thread_seed(channel, message.id, me)
-        elif not addressed:
-            return
-        if not await self._engine.claim_event(f"discord:message:{message.id}"):
-            return  # a redelivery: the first copy is answered
-        text = prompt_text(message, me)
-        fetched = await self._fetcher.fetch(message.attachments)
-        where: ReplyChannel = channel
-        if key is None:
-            guild_id = message.guild.id if message.guild else 0
-            name = thread_name(text, f"Chat with {message.author.display_name}")
-            key, thread = await open_thread(channel, guild_id, message.id, name, fetched.notes)
-            where = thread or channel
-        incoming = to_incoming(key, text, message.author, fetched, seed=seed)
-        await self._engine.handle(incoming, AnswerSink(ChannelOutlet(where), typing=where))
-
-
-async def _say(channel: ReplyChannel, text: str) -> None:
-    try:
-        await channel.send(f"⚠️ {text}", allowed_mentions=NO_PINGS)
-    except FAILURES as exc:
-        log.warning("could not tell the user about a failure: %s", exc)
+        guild_id = message.guild.id if message.guild else None
+        key, opens_thread = conversation_at(channel, guild_id, message.id)
+        source = MessageSource(self._fetcher, message, channel, me, opens_thread, channel)
+        await self._intake.submit(envelope(message, channel, me, key), source)

@@ -30,6 +30,23 @@ def thread_key(guild_id: int, parent_id: int, thread_id: int) -> ConversationKey
     return ConversationKey(PLATFORM, str(guild_id), str(parent_id), str(thread_id))
 
 
+def conversation_at(
+    channel: ReplyChannel, guild_id: int | None, starter_id: int
+) -> tuple[ConversationKey, bool]:
+    """Where a conversation the bot is called into in `channel` lives, and whether a
+    thread must be opened on message `starter_id` to hold it.
+
+    A DM is one conversation; a thread is its own; at a guild channel's top level the
+    answer opens a thread on the message, and a thread started on a message shares its
+    id (`open_thread` keeps the same key when no thread can be started).
+    """
+    if guild_id is None:
+        return dm_key(channel.id), False
+    if is_thread(channel):
+        return key_in_thread(guild_id, channel), False
+    return thread_key(guild_id, channel.id, starter_id), True
+
+
 def is_thread(channel: object) -> bool:
     if isinstance(channel, discord.Thread):
         return True

@@ -18,8 +18,8 @@ from adapters.discord.commands import CommandHandler, register
 from adapters.discord.endpoints import Endpoints, download_hosts, set_api_base, set_gateway
 from adapters.discord.events import MessageHandler
 from adapters.discord.files import AttachmentFetcher
-from adapters.discord.intake import Intake
-from bot.engine import Engine
+from bot.errors import PlatformConfigError
+from bot.intake import Intake
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,22 +30,22 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 class DiscordPlatform:
     name = "discord"
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, intake: Intake) -> None:
         if settings.discord_bot_token is None:
-            raise ValueError("DiscordPlatform needs DISCORD_BOT_TOKEN")
+            raise PlatformConfigError("DiscordPlatform needs DISCORD_BOT_TOKEN")
         self._settings = settings
         self._token = settings.discord_bot_token
-        self._intake = Intake()
+        self._intake = intake
         self._http = httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT)
         fetcher = AttachmentFetcher(
-            self._http, engine.limits, download_hosts(settings.discord_api_url)
+            self._http, intake.engine.limits, download_hosts(settings.discord_api_url)
         )
-        self._messages = MessageHandler(engine, fetcher, self._intake)
+        self._messages = MessageHandler(intake, fetcher)
         self.client = make_client(settings, self)
         self.tree: discord.app_commands.CommandTree[discord.Client] = (
             discord.app_commands.CommandTree(self.client)
         )
-        register(self.tree, CommandHandler(engine, fetcher, self._intake))
+        register(self.tree, CommandHandler(intake, fetcher))
         self._previous: Endpoints | None = None
         self._gateway: asyncio.Task[None] | None = None
 
@@ -113,7 +113,7 @@ class DiscordPlatform:
         return running and self.client.is_ready() and not self.client.is_closed()
 
     async def stop_intake(self) -> None:
-        self._intake.open = False
+        self._intake.close()
 
     async def close(self) -> None:
         await self._shut()

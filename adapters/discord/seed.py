@@ -6,8 +6,7 @@ import logging
 
 import discord
 
-from adapters.discord.content import prompt_text
-from adapters.discord.filters import PERSON_MESSAGES
+from adapters.discord.content import PERSON_MESSAGES, prompt_text
 from bot.conversation import Role, SeedLoader, Turn
 
 log = logging.getLogger(__name__)

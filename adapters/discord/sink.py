@@ -1,10 +1,9 @@
 """Writing an answer into Discord: streamed by editing, split at 2,000 characters.
 
-`AnswerSink` is the engine's `ReplySink`. It renders the whole answer so far into a
-chain of messages (`split_message` keeps code blocks intact across them), editing only
-the messages whose text changed and no message more than about once a second; the
-final render always goes through. Where the messages go is an `Outlet`: a channel by
-the bot token, or an interaction's original response and followups by its token.
+`AnswerSink` is the engine's `ReplySink`: the core's `MessageChain` renders the answer
+into messages, edited as it grows (the engine pushes at most once a second). Where the
+messages go is an `Outlet`: a channel by the bot token, or an interaction's original
+response and followups by its token.
 
 Everything is sent with no allowed mentions, so model output can never ping anyone.
 """
@@ -14,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol, TypeVar
 
@@ -22,7 +20,7 @@ import aiohttp
 import discord
 
 from adapters.discord.types import ReplyChannel
-from bot.chunking import split_message
+from bot.reply import MessageChain
 from bot.sink import FinalReply
 
 log = logging.getLogger(__name__)
@@ -148,11 +146,36 @@ class InteractionOutlet:
             await self._by_bot.remove(message_id)
 
 
-@dataclass
-class _Shown:
-    id: int
-    content: str
-    edited_at: float = float("-inf")
+class _Reported:
+    """An `Outlet` for the `MessageChain`: Discord's failures logged and reported as values."""
+
+    limit = MESSAGE_LIMIT
+
+    def __init__(self, outlet: Outlet) -> None:
+        self._outlet = outlet
+
+    async def post(self, text: str, *, final: bool) -> int | None:
+        try:
+            return await self._outlet.post(text)
+        except FAILURES as exc:
+            log.warning("discord send failed: %s", exc)
+            return None
+
+    async def edit(self, message: int, before: str, text: str, *, final: bool) -> bool:
+        if text == before:
+            return True
+        try:
+            await self._outlet.edit(message, text)
+        except FAILURES as exc:
+            log.warning("discord edit failed: %s", exc)
+            return False
+        return True
+
+    async def remove(self, message: int) -> None:
+        try:
+            await self._outlet.remove(message)
+        except FAILURES as exc:
+            log.warning("discord delete failed: %s", exc)
 
 
 def final_text(reply: FinalReply) -> str:
@@ -175,13 +198,11 @@ class AnswerSink:
         typing: ReplyChannel | None = None,
         first_message: int | None = None,
     ) -> None:
-        self._outlet = outlet
+        self._chain: MessageChain[int] = MessageChain(_Reported(outlet), first=first_message)
         self._typing_channel = typing
         self._typing: asyncio.Task[None] | None = None
         self._texted = asyncio.Event()
-        self._shown: list[_Shown] = [] if first_message is None else [_Shown(first_message, "")]
         self._text = ""  # the answer so far, without any status
-        self._rendering = asyncio.Lock()
         self.done = False  # finish() or fail() has run: the reply is complete
 
     async def start(self) -> None:
@@ -190,14 +211,14 @@ class AnswerSink:
 
     async def progress(self, status: str) -> None:
         if not self._text and not self.done:
-            await self._show(f"-# {status}", final=False)
+            await self._chain.render(f"-# {status}", final=False)
 
     async def update(self, text: str) -> None:
         if not text.strip() or self.done:
             return
         self._text = text
         await self._stop_typing()
-        await self._show(text, final=False)
+        await self._chain.render(text, final=False)
 
     async def finish(self, reply: FinalReply) -> None:
         await self._complete(final_text(reply))
@@ -209,7 +230,7 @@ class AnswerSink:
     async def _complete(self, text: str) -> None:
         self.done = True
         await self._stop_typing()
-        await self._show(text, final=True)
+        await self._chain.render(text, final=True)
 
     async def _keep_typing(self, channel: ReplyChannel) -> None:
         try:
@@ -222,68 +243,3 @@ class AnswerSink:
         self._texted.set()
         if self._typing is not None:
             await self._typing
-
-    async def _show(self, text: str, *, final: bool) -> None:
-        """Render in order, one at a time, and never half-way.
-
-        A caller cancelled mid-render (the engine stops its updater that way) must not
-        leave a message posted but unrecorded: the render runs on, shielded, and the
-        next one waits for it.
-        """
-        await asyncio.shield(asyncio.ensure_future(self._render_in_turn(text, final)))
-
-    async def _render_in_turn(self, text: str, final: bool) -> None:
-        async with self._rendering:
-            if final or not self.done:
-                await self._render(text, final=final)
-
-    async def _render(self, text: str, *, final: bool) -> None:
-        """Show `text` across the message chain; only a final render may edit at once."""
-        chunks = split_message(text, MESSAGE_LIMIT)
-        now = asyncio.get_running_loop().time()
-        for index, chunk in enumerate(chunks):
-            if index >= len(self._shown):
-                posted = await self._post(chunk, now)
-                if posted is None:
-                    return  # later chunks would land out of order; the next render retries
-                self._shown.append(posted)
-                continue
-            shown = self._shown[index]
-            if shown.content == chunk:
-                continue
-            if not final and now - shown.edited_at < self.min_update_interval:
-                continue
-            if await self._edit(shown, chunk, now) or not final or index < len(self._shown) - 1:
-                continue
-            # The last message would keep a partial text: its final text goes in a new one.
-            posted = await self._post(chunk, now)
-            if posted is None:
-                return
-            self._shown[index] = posted
-        if final:
-            for extra in self._shown[len(chunks) :]:
-                await self._remove(extra)
-            del self._shown[len(chunks) :]
-
-    async def _post(self, chunk: str, now: float) -> _Shown | None:
-        try:
-            message_id = await self._outlet.post(chunk)
-        except FAILURES as exc:
-            log.warning("discord send failed: %s", exc)
-            return None
-        return _Shown(message_id, chunk, now)
-
-    async def _edit(self, shown: _Shown, chunk: str, now: float) -> bool:
-        try:
-            await self._outlet.edit(shown.id, chunk)
-        except FAILURES as exc:
-            log.warning("discord edit failed: %s", exc)
-            return False
-        shown.content, shown.edited_at = chunk, now
-        return True
-
-    async def _remove(self, shown: _Shown) -> None:
-        try:
-            await self._outlet.remove(shown.id)
-        except FAILURES as exc:
-            log.warning("discord delete failed: %s", exc)

@@ -1,5 +1,11 @@
-"""Slack: mentions, DMs, threads and the slash command, answered by streaming into threads."""
+"""Slack: mentions, DMs, threads and the slash command, answered by streaming into threads.
 
-from adapters.slack.platform import SlackPlatform
+`PLATFORM` is the `parley.platforms` entry point; slack-bolt is imported only when it
+builds the platform.
+"""
 
-__all__ = ["SlackPlatform"]
+from bot.platform import lazy_platform
+
+PLATFORM = lazy_platform(
+    "slack", "adapters.slack.platform:SlackPlatform", lambda settings: settings.slack_enabled
+)

@@ -1,4 +1,4 @@
-"""The slack-bolt `AsyncApp`: built-in request checks, the gate, and the listeners."""
+"""The slack-bolt `AsyncApp`: built-in request checks, the ack-time gate, the listeners."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.gate import Gate
+from adapters.slack.gate import AckGate
 from adapters.slack.handlers import Handlers
 
 
@@ -28,7 +28,7 @@ def build_app(
     client: AsyncWebClient,
     signing_secret: str,
     slash_command: str,
-    gate: Gate,
+    gate: AckGate,
     handlers: Handlers,
 ) -> AsyncApp:
     """Signature verification stays on (HTTP mode; Socket Mode requests skip it), and

@@ -1,4 +1,4 @@
-"""Slack messages turned into the engine's `IncomingMessage`.
+"""Slack messages turned into the intake's `Envelope` and the engine's `IncomingMessage`.
 
 A conversation is a Slack thread: a mention at the top of a channel starts one on
 itself, a message inside a thread belongs to that thread. DMs are the exception: at
@@ -8,19 +8,22 @@ their top level the whole DM is one conversation and answers are plain messages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, cast
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.calls import slack_call
 from adapters.slack.files import FileFetcher
 from adapters.slack.sink import ReplyTarget
-from adapters.slack.text import mentioned_users, to_plain
+from adapters.slack.text import mentioned_users, mentions, to_plain
 from adapters.slack.types import MessageEvent, SlackFile
 from adapters.slack.users import UserDirectory
 from bot.conversation import ConversationKey, IncomingMessage, Role, Turn
+from bot.intake import Envelope
 from bot.settings import Limits
 
 log = logging.getLogger(__name__)
@@ -29,6 +32,32 @@ PLATFORM = "slack"
 # Message subtypes that are a person writing; the rest (edits, deletions, joins, bot
 # posts, ...) are housekeeping the bot never answers.
 PERSON_SUBTYPES: frozenset[str | None] = frozenset({None, "file_share", "thread_broadcast"})
+# The fields of a message event Parley reads, and the type each must have.
+_EVENT_FIELDS: dict[str, type] = {
+    "type": str,
+    "ts": str,
+    "channel": str,
+    "user": str,
+    "text": str,
+    "thread_ts": str,
+    "subtype": str,
+    "bot_id": str,
+    "channel_type": str,
+    "user_team": str,
+    "files": list,
+    "bot_profile": dict,
+}
+_FILE_FIELDS: dict[str, type] = {
+    "id": str,
+    "name": str,
+    "title": str,
+    "mimetype": str,
+    "size": int,
+    "mode": str,
+    "url_private": str,
+    "url_private_download": str,
+}
+_TS = re.compile(r"\d{1,12}(?:\.\d{1,9})?")
 REPLIES_PAGE = 200
 SEED_MAX_PAGES = 10  # a seed reads at most this many pages of a very long thread
 
@@ -92,6 +121,58 @@ class Place:
         )
 
 
+def _well_typed(raw: Mapping[str, Any], fields: Mapping[str, type]) -> bool:
+    return all(name not in raw or isinstance(raw[name], kind) for name, kind in fields.items())
+
+
+def message_event(raw: object) -> MessageEvent | None:
+    """`raw` as a message event, or None when Slack's shape isn't there (never a crash)."""
+    if not isinstance(raw, dict) or not _well_typed(raw, _EVENT_FIELDS):
+        return None
+    if "ts" not in raw or "channel" not in raw:
+        return None
+    if not all(_TS.fullmatch(raw[name]) for name in ("ts", "thread_ts") if name in raw):
+        return None  # Slack's timestamps are numbers; threads are ordered by them
+    files = raw.get("files", [])
+    if not all(isinstance(f, dict) and _well_typed(f, _FILE_FIELDS) for f in files):
+        return None
+    return cast(MessageEvent, raw)
+
+
+def is_person_writing(event: MessageEvent, bot: BotIdentity) -> bool:
+    return not (bot.wrote(event) or _by_a_bot(event) or _housekeeping(event))
+
+
+def _by_a_bot(event: MessageEvent) -> bool:
+    return "bot_id" in event or "bot_profile" in event
+
+
+def _housekeeping(event: MessageEvent) -> bool:
+    """Edits, deletions, joins: anything but a person's new message."""
+    return event.get("subtype") not in PERSON_SUBTYPES or not event.get("user")
+
+
+def envelope(event: MessageEvent, place: Place, bot: BotIdentity) -> Envelope:
+    """What the intake needs to know about `event`, with nothing looked up yet."""
+    text = event.get("text", "")
+    user = event.get("user", "")
+    return Envelope(
+        platform=PLATFORM,
+        event_id=place.claim_id,
+        key=place.key,
+        author_id=user,
+        text=to_plain(text, bot_user_id=bot.user_id, names={}),
+        is_mention=event.get("type") == "app_mention" or mentions(text, bot.user_id),
+        is_dm=place.is_dm,
+        in_thread=place.in_thread,
+        is_self=bot.wrote(event),
+        is_bot=_by_a_bot(event),
+        housekeeping=_housekeeping(event),
+        reply_to=place.target(event.get("user_team"), user),
+        files=tuple(event.get("files", [])),
+    )
+
+
 class Translator:
     def __init__(
         self,
@@ -108,6 +189,16 @@ class Translator:
     async def plain_text(self, text: str, bot: BotIdentity) -> str:
         names = await self._users.names(mentioned_users(text) - {bot.user_id})
         return to_plain(text, bot_user_id=bot.user_id, names=names)
+
+    async def holds_thread(self, place: Place, bot: BotIdentity) -> bool:
+        """Whether the bot wrote in `place`'s thread, read from Slack (one page)."""
+        out = await slack_call(
+            self._client.conversations_replies,
+            channel=place.channel,
+            ts=place.thread_ts or place.ts,
+            limit=REPLIES_PAGE,
+        )
+        return out.ok and any(bot.wrote(m) for m in out.get("messages") or [])
 
     async def message(self, event: MessageEvent, place: Place, bot: BotIdentity) -> IncomingMessage:
         return await self.incoming(

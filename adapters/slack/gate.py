@@ -1,30 +1,28 @@
-"""The one place that decides which Slack events the bot acts on, and acts once.
+"""The ack-time checks: what the Events API endpoint refuses or drops before answering.
 
-Before the ack (a bolt global middleware, no I/O): the bot's own messages, other bots'
-messages, housekeeping subtypes and event types it has no use for are acknowledged and
-dropped; after `stop_intake` new work is refused with 503 so Slack redelivers it to a
-replica that is still running.
+A signed body bolt can't read (a JSON list, non-JSON, an `event` that isn't an object)
+is refused with 400 and one log line by `malformed`, before bolt sees it: bolt's own
+authorization step would otherwise fail on it with a 500 and a traceback.
 
-After the ack (`admit`): whether a message is addressed to the bot (a mention, a DM, or
-a thread the bot is part of), then a claim in Redis on the message's identity, so a
-redelivery, the `message` twin of an `app_mention`, or the same event on another replica
-is answered exactly once.
+Slack wants its answer within 3 s, and bolt acknowledges an event before the listener
+runs; `AckGate.middleware` is the only thing that runs before the ack. It does no I/O:
+after shutdown began it answers 503, so Slack redelivers the event to a replica that is
+still running; an event of a type Parley has no listener for, or one whose `event`
+isn't an object, is acknowledged and dropped (logged in one line), so bolt never trips
+over it. Everything else — whose message it is, whether the bot is addressed, the claim —
+is the intake's (`bot.intake.steps`), after the ack.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
 
-from adapters.slack.events import PERSON_SUBTYPES, BotIdentity, Place
-from adapters.slack.text import mentions
-from adapters.slack.types import MessageEvent
-from bot.engine import Engine
-from bot.errors import ParleyError
+from bot.intake import Intake
 
 log = logging.getLogger(__name__)
 
@@ -32,69 +30,35 @@ MESSAGE_EVENTS = frozenset({"app_mention", "message"})
 HANDLED_EVENTS = MESSAGE_EVENTS | {"assistant_thread_started"}
 
 
-def bot_identity(context: AsyncBoltContext) -> BotIdentity:
-    return BotIdentity(context.bot_user_id or "", context.bot_id or "")
+def malformed(raw: str, content_type: str) -> str | None:
+    """What keeps a JSON request body from being a Slack request, or None.
+
+    Form bodies (slash commands) are left to bolt, which reads them safely.
+    """
+    if content_type != "application/json":
+        return None
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return "the body is not JSON"
+    if not isinstance(body, dict):
+        return f"the body is a JSON {type(body).__name__}, not an object"
+    if body.get("type") == "event_callback" and not isinstance(body.get("event"), dict):
+        return "the event callback has no event object"
+    return None
 
 
-def is_person_writing(event: MessageEvent, bot: BotIdentity) -> bool:
-    return (
-        event.get("subtype") in PERSON_SUBTYPES
-        and "bot_id" not in event
-        and "bot_profile" not in event
-        and bool(event.get("user"))
-        and not bot.wrote(event)
-    )
-
-
-class Gate:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.open = True
+class AckGate:
+    def __init__(self, intake: Intake) -> None:
+        self._intake = intake
 
     async def middleware(
-        self,
-        body: dict[str, Any],
-        context: AsyncBoltContext,
-        next: Callable[[], Awaitable[None]],
+        self, body: dict[str, Any], next: Callable[[], Awaitable[None]]
     ) -> BoltResponse | None:
-        if not self.open:
+        if not self._intake.open:
             return BoltResponse(status=503, body="shutting down")
         if body.get("type") == "event_callback":
-            event: MessageEvent = body["event"]
-            if event.get("type") not in HANDLED_EVENTS:
-                return BoltResponse(status=200, body="")
-            if event["type"] in MESSAGE_EVENTS and not is_person_writing(
-                event, bot_identity(context)
-            ):
+            if body["event"].get("type") not in HANDLED_EVENTS:
                 return BoltResponse(status=200, body="")
         await next()
         return None
-
-    async def admit(self, event: MessageEvent, place: Place, bot: BotIdentity) -> bool:
-        """Whether to answer this message: addressed to the bot and not answered before.
-
-        Raises `ParleyError` when Redis can't be reached for a message that is clearly
-        addressed to the bot, so the caller can tell the user.
-        """
-        if not await self._addressed(event, place, bot):
-            return False
-        if await self._engine.claim_event(place.claim_id):
-            return True
-        log.info("message %s already taken; not answering again", place.claim_id)
-        return False
-
-    async def claim(self, event_id: str) -> bool:
-        return await self._engine.claim_event(event_id)
-
-    async def _addressed(self, event: MessageEvent, place: Place, bot: BotIdentity) -> bool:
-        if event["type"] == "app_mention" or place.is_dm:
-            return True
-        if mentions(event.get("text", ""), bot.user_id):
-            return True  # the `message` twin of an app_mention; the claim keeps one
-        if not place.in_thread:
-            return False
-        try:
-            return await self._engine.has_history(place.key)
-        except ParleyError as exc:
-            log.warning("can't tell whether %s is ours: %s", place.key.id, exc)
-            return False

@@ -1,13 +1,16 @@
-"""What the bot does with each kind of Slack request, once the gate let it through.
+"""What the bot does with each kind of Slack request, once bolt has acknowledged it.
 
-Bolt acknowledges events before these run (`process_before_response=False`), so Slack
-gets its answer within milliseconds however long the model takes; the slash command
-acknowledges first thing itself.
+Messages and the slash command become an `Envelope` and go to the intake, which decides
+whether and how they are answered. Bolt acknowledges events before these run
+(`process_before_response=False`), so Slack gets its answer within milliseconds however
+long the model takes; the slash command acknowledges first thing itself.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -16,13 +19,13 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.calls import slack_call
-from adapters.slack.events import Place, Translator
-from adapters.slack.gate import Gate, bot_identity
+from adapters.slack.events import BotIdentity, Place, Translator, envelope, message_event
 from adapters.slack.sink import ReplyTarget, SlackSink
 from adapters.slack.status import ThinkingIndicator
-from adapters.slack.types import AssistantThreadStartedEvent, EventEnvelope, SlashCommand
-from bot.engine import Engine
+from adapters.slack.types import AssistantThreadStartedEvent, SlackFile, SlashCommand
+from bot.conversation import IncomingMessage
 from bot.errors import ParleyError
+from bot.intake import Envelope, Intake
 
 log = logging.getLogger(__name__)
 
@@ -41,18 +44,38 @@ def usage(command: str) -> str:
     )
 
 
+def bot_identity(context: AsyncBoltContext) -> BotIdentity:
+    return BotIdentity(context.bot_user_id or "", context.bot_id or "")
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSource:
+    """What the intake asks of Slack about one message."""
+
+    handlers: Handlers
+    raw_text: str
+    place: Place
+    bot: BotIdentity
+
+    async def read(self, env: Envelope) -> IncomingMessage:
+        files = cast(Sequence[SlackFile], env.files)
+        translator = self.handlers.translator
+        return await translator.incoming(self.raw_text, env.author_id, self.place, self.bot, files)
+
+    def reply(self, env: Envelope) -> SlackSink:
+        if not isinstance(env.reply_to, ReplyTarget):
+            raise TypeError(f"a Slack envelope replies to a ReplyTarget, not {env.reply_to!r}")
+        return self.handlers.sink(env.reply_to)
+
+    async def holds_thread(self, env: Envelope) -> bool:
+        return await self.handlers.translator.holds_thread(self.place, self.bot)
+
+
 class Handlers:
-    def __init__(
-        self,
-        engine: Engine,
-        client: AsyncWebClient,
-        translator: Translator,
-        gate: Gate,
-    ) -> None:
-        self._engine = engine
+    def __init__(self, intake: Intake, client: AsyncWebClient, translator: Translator) -> None:
+        self._intake = intake
         self._client = client
-        self._translator = translator
-        self._gate = gate
+        self.translator = translator
 
     def sink(self, target: ReplyTarget) -> SlackSink:
         indicator = ThinkingIndicator(
@@ -64,41 +87,36 @@ class Handlers:
         return SlackSink(self._client, target, indicator)
 
     async def on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
-        """`app_mention` and `message` events: both kinds go through the same gate."""
-        envelope = cast(EventEnvelope, body)
-        event = envelope["event"]
+        """`app_mention` and `message` events: both kinds go to the intake."""
+        event = message_event(body.get("event"))
+        if event is None:
+            log.info("dropped Slack event %s: not a message event's shape", body.get("event_id"))
+            return
         bot = bot_identity(context)
-        place = Place.of(envelope.get("team_id") or context.team_id or "", event)
-        target = place.target(event.get("user_team"), event.get("user"))
-        with self._engine.track():
-            try:
-                if not await self._gate.admit(event, place, bot):
-                    return
-                message = await self._translator.message(event, place, bot)
-            except ParleyError as exc:
-                await self.sink(target).fail(exc.user_message)
-                return
-            except Exception:
-                log.exception("could not read Slack message %s", place.claim_id)
-                await self.sink(target).fail(ParleyError().user_message)
-                return
-            await self._engine.handle(message, self.sink(target))
+        team = body.get("team_id") or context.team_id or ""
+        place = Place.of(team if isinstance(team, str) else "", event)
+        source = SlackSource(self, event.get("text", ""), place, bot)
+        await self._intake.submit(envelope(event, place, bot), source)
 
     async def on_assistant_thread(self, body: dict[str, Any]) -> None:
         """A user opened the assistant split view: offer a few prompts to start from."""
         event: AssistantThreadStartedEvent = body["event"]
-        thread = event["assistant_thread"]
-        with self._engine.track():
+        thread = event.get("assistant_thread")
+        if not isinstance(thread, dict):
+            log.info("dropped Slack event %s: no assistant thread", body.get("event_id"))
+            return
+        engine = self._intake.engine
+        with engine.track():
             try:
-                if not await self._gate.claim(str(body.get("event_id"))):
+                if not await engine.claim_event(str(body.get("event_id"))):
                     return
             except ParleyError as exc:
                 log.warning("suggested prompts skipped: %s", exc)
                 return
             await slack_call(
                 self._client.assistant_threads_setSuggestedPrompts,
-                channel_id=thread["channel_id"],
-                thread_ts=thread["thread_ts"],
+                channel_id=thread.get("channel_id"),
+                thread_ts=thread.get("thread_ts"),
                 title=PROMPTS_TITLE,
                 prompts=SUGGESTED_PROMPTS,
             )
@@ -117,7 +135,7 @@ class Handlers:
         if not question:
             await respond(usage(command["command"]), response_type="ephemeral")
             return
-        with self._engine.track():
+        with self._intake.engine.track():
             channel, user = command["channel_id"], command["user_id"]
             posted = await slack_call(
                 self._client.chat_postMessage,
@@ -133,5 +151,15 @@ class Handlers:
                 return
             ts = str(posted.get("ts"))
             place = Place(command["team_id"], channel, ts, ts, is_dm=channel.startswith("D"))
-            message = await self._translator.incoming(question, user, place, bot_identity(context))
-            await self._engine.handle(message, self.sink(place.target(None, user)))
+            env = Envelope(
+                platform="slack",
+                event_id=place.claim_id,
+                key=place.key,
+                author_id=user,
+                text=question,
+                is_command=True,
+                reply_to=place.target(None, user),
+            )
+            await self._intake.submit(
+                env, SlackSource(self, question, place, bot_identity(context))
+            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import aiohttp
@@ -12,16 +12,18 @@ import httpx
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import build_app
 from adapters.slack.calls import slack_call
 from adapters.slack.client import make_client
 from adapters.slack.events import Translator
 from adapters.slack.files import FileFetcher
-from adapters.slack.gate import Gate
+from adapters.slack.gate import AckGate, malformed
 from adapters.slack.handlers import Handlers
 from adapters.slack.users import UserDirectory
-from bot.engine import Engine
+from bot.errors import PlatformConfigError
+from bot.intake import Intake
 from bot.settings import ConnectionLimits, Settings
 
 log = logging.getLogger(__name__)
@@ -34,22 +36,26 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 class SlackPlatform:
     name = "slack"
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, settings: Settings, intake: Intake) -> None:
         if settings.slack_bot_token is None:
-            raise ValueError("SlackPlatform needs SLACK_BOT_TOKEN")
+            raise PlatformConfigError("SlackPlatform needs SLACK_BOT_TOKEN")
+        limits = intake.engine.limits
         token = settings.slack_bot_token.get_secret_value()
         secret = settings.slack_signing_secret
         app_token = settings.slack_app_token
         self._signing_secret = secret.get_secret_value() if secret is not None else None
+        # Only HTTP mode (a signing secret) has the events route that needs it.
+        self._verifier = SignatureVerifier(self._signing_secret) if self._signing_secret else None
         self._app_token = app_token.get_secret_value() if app_token is not None else None
         self.client = make_client(token, settings.slack_api_url)
         self._http = httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False)
         files = FileFetcher(
-            self._http, token=token, allowed_hosts=settings.slack_file_hosts, limits=engine.limits
+            self._http, token=token, allowed_hosts=settings.slack_file_hosts, limits=limits
         )
-        translator = Translator(self.client, UserDirectory(self.client), files, engine.limits)
-        self.gate = Gate(engine)
-        self.handlers = Handlers(engine, self.client, translator, self.gate)
+        translator = Translator(self.client, UserDirectory(self.client), files, limits)
+        self._intake = intake
+        self.gate = AckGate(intake)
+        self.handlers = Handlers(intake, self.client, translator)
         self.app = build_app(
             client=self.client,
             signing_secret=self._signing_secret or "",
@@ -86,7 +92,7 @@ class SlackPlatform:
         return session is not None and not session.closed
 
     async def stop_intake(self) -> None:
-        self.gate.open = False
+        self._intake.close()
         if self._socket is not None:
             # Unacknowledged events then go to another connection.
             await self._socket.close_async()  # type: ignore[no-untyped-call]
@@ -102,8 +108,23 @@ class SlackPlatform:
             await self.client.session.close()
 
     async def _on_request(self, request: web.Request) -> web.Response:
+        raw = await request.text()
+        problem = malformed(raw, request.content_type)
+        if problem is not None:
+            if not self._signed(raw, request.headers):
+                return web.Response(status=401, text="invalid request")
+            log.info("refused a signed Slack request: %s", problem)
+            return web.Response(status=400, text="malformed request")
         bolt_request = await to_bolt_request(request)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
+
+    def _signed(self, raw_body: str, headers: Mapping[str, str]) -> bool:
+        """Whether Slack signed the request; bolt checks it again, as for every request."""
+        timestamp = headers.get("X-Slack-Request-Timestamp", "0")
+        signature = headers.get("X-Slack-Signature", "")
+        return self._verifier is not None and self._verifier.is_valid(
+            raw_body, timestamp, signature
+        )
 
     async def _authenticate(self) -> None:
         delay = 1.0

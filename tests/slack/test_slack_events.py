@@ -9,9 +9,8 @@ import httpx
 import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.events import BotIdentity, Place, Translator
+from adapters.slack.events import BotIdentity, Place, Translator, is_person_writing
 from adapters.slack.files import FileFetcher
-from adapters.slack.gate import is_person_writing
 from adapters.slack.text import to_plain
 from adapters.slack.types import MessageEvent
 from adapters.slack.users import UserDirectory

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.discord.sink import MESSAGE_LIMIT
-from tests.discord_harness import DiscordBot, discord_bot
+from tests.discord.harness import DiscordBot, discord_bot
 from tests.fakes.llm_server import Reply
 
 

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from adapters.discord.client import make_client
 from bot.serve import Service
 from bot.settings import Settings
-from tests.discord_harness import discord_bot
+from tests.discord.harness import discord_bot
 from tests.fakes.discord_api import FakeDiscord
 
 COMMAND_SYNC = r"/applications/\d+(/guilds/\d+)?/commands"

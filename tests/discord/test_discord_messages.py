@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from tests.discord_harness import DiscordBot, conversation, discord_bot
+from tests.discord.harness import DiscordBot, conversation, discord_bot
 from tests.fakes.llm_server import Error, Reply
 
 

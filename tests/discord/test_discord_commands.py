@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from tests.discord_harness import DiscordBot, conversation, discord_bot
+from tests.discord.harness import DiscordBot, conversation, discord_bot
+from tests.discord.test_discord_messages import png
 from tests.fakes.discord_api import Json
 from tests.fakes.llm_server import Error, Reply
-from tests.test_discord_messages import png
 
 
 @pytest.fixture

@@ -1,0 +1,10 @@
+"""Writing an answer into a platform: the chain of messages an answer becomes.
+
+`MessageChain` renders the whole answer so far into messages of at most the outlet's
+`limit` characters, in order and never half-way; an adapter's `Outlet` only posts,
+edits and removes one message (and may stream it, as Slack does).
+"""
+
+from bot.reply.chain import MessageChain, Outlet
+
+__all__ = ["MessageChain", "Outlet"]
