@@ -117,7 +117,8 @@ class DocumentEncrypted(DocumentError):
 
 
 class DocumentCorrupt(DocumentError):
-    def __init__(self, name: str, what: str = "the file is damaged or not what its name says") -> None:
+    def __init__(self, name: str, what: str = "") -> None:
+        what = what or "the file is damaged or not what its name says"
         super().__init__(f"I can't read “{name}”: {what}.")
 
 

@@ -10,15 +10,11 @@ process (`bot.documents.worker`); everything it raises for the user is a
 
 from __future__ import annotations
 
-import base64
 import io
-import json
 import zipfile
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
-from bot.documents.limits import DocumentLimits, Reading
+from bot.documents.limits import DocumentLimits, Extraction, Reading
 from bot.documents.markup import read_html, read_json, read_text
 from bot.documents.office import read_docx, read_pptx
 from bot.documents.pdf import read_pdf
@@ -118,34 +114,6 @@ def detect(data: bytes, name: str, mime: str) -> Format:
     if claimed in ZIP_FORMATS or claimed is Format.PDF:
         raise DocumentCorrupt(name, f"it is not a valid {claimed} (damaged, or renamed?)")
     return claimed or Format.TEXT
-
-
-@dataclass(frozen=True, slots=True)
-class Extraction:
-    """What was read from one document: Markdown, scanned pages as PNG, what was left out."""
-
-    text: str
-    images: tuple[bytes, ...] = ()
-    summary: str | None = None  # "read pages 1-40 of 120; ..." when not read whole
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "text": self.text,
-                "images": [base64.b64encode(i).decode("ascii") for i in self.images],
-                "summary": self.summary,
-            },
-            ensure_ascii=False,
-        )
-
-    @classmethod
-    def from_json(cls, raw: str | bytes) -> Extraction:
-        data: dict[str, Any] = json.loads(raw)
-        return cls(
-            text=str(data["text"]),
-            images=tuple(base64.b64decode(i) for i in data["images"]),
-            summary=data["summary"],
-        )
 
 
 def extract(data: bytes, name: str, mime: str, limits: DocumentLimits) -> Extraction:

@@ -1,5 +1,8 @@
 """How much of a document Parley reads, and the record of what it actually read.
 
+This module and `Extraction` are all the parent process needs; the parsers are only
+imported in the worker process.
+
 `DocumentLimits` are the bounds one extraction runs under (chars, pages, scanned-page
 images, archive size, spreadsheet rows and cells, wall-clock time, memory). `Reading`
 collects Markdown under those bounds and remembers every cut, so the user is told
@@ -8,7 +11,10 @@ exactly what the model saw ("read pages 1-40 of 120; 3 scanned pages sent as ima
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.settings import Limits
 
@@ -85,3 +91,28 @@ class Reading:
             said.append(f"{count} scanned page{plural} sent as image{plural}")
         said.extend(self.notes)
         return "; ".join(said) if said else None
+
+
+@dataclass(frozen=True, slots=True)
+class Extraction:
+    """What was read from one document: Markdown, scanned pages as PNG, what was left out."""
+
+    text: str
+    images: tuple[bytes, ...] = ()
+    summary: str | None = None  # "read pages 1-40 of 120; ..." when not read whole
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields; the images as base64."""
+        return {
+            "text": self.text,
+            "images": [base64.b64encode(i).decode("ascii") for i in self.images],
+            "summary": self.summary,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Extraction:
+        return cls(
+            text=str(data["text"]),
+            images=tuple(base64.b64decode(i) for i in data["images"]),
+            summary=data["summary"] or None,
+        )

@@ -25,7 +25,7 @@ import resource
 import sys
 from typing import Any
 
-from bot.documents.limits import DocumentLimits
+from bot.documents.limits import DocumentLimits, Extraction
 from bot.errors import DocumentError, DocumentTooComplex
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ class DocumentWorker:
 
     async def extract(
         self, data: bytes, name: str, mime: str, limits: DocumentLimits
-    ) -> dict[str, Any]:
-        """The child's `Extraction` as JSON data, or a `DocumentError` saying why not."""
+    ) -> Extraction:
+        """What the child read, or a `DocumentError` saying why it could not."""
         header = json.dumps(
             {"name": name, "mime": mime, "limits": dataclasses.asdict(limits)}
         ).encode()
@@ -75,7 +75,7 @@ class DocumentWorker:
 
 def _answer(
     out: bytes, err: bytes, status: int | None, name: str, limits: DocumentLimits
-) -> dict[str, Any]:
+) -> Extraction:
     try:
         answer: dict[str, Any] = json.loads(out)
     except ValueError:
@@ -83,7 +83,7 @@ def _answer(
     if "refusal" in answer:
         raise DocumentError(str(answer["refusal"]))
     if status == 0 and "extraction" in answer:
-        return dict(answer["extraction"])
+        return Extraction.from_dict(answer["extraction"])
     log.warning(
         "document reader for %r ended with status %s: %s",
         name,
@@ -109,7 +109,7 @@ def _child() -> None:
 
     try:
         extraction = extract(data, header["name"], header["mime"], limits)
-        answer: dict[str, Any] = {"extraction": json.loads(extraction.to_json())}
+        answer: dict[str, Any] = {"extraction": extraction.to_dict()}
     except DocumentError as exc:
         answer = {"refusal": exc.user_message}
     except RecursionError:
