@@ -31,7 +31,7 @@ def read_text(data: bytes, name: str, reading: Reading, fence: str = "") -> None
         reading.add(text)
         return
     ticks = "````" if "```" in text else "```"
-    reading.add(f"{ticks}{fence}\n{text}\n{ticks}\n")
+    reading.add(f"{ticks}{fence}\n{text.rstrip()}\n{ticks}\n")
 
 
 def read_json(data: bytes, name: str, reading: Reading) -> None:

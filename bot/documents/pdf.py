@@ -8,9 +8,9 @@ object loops and other malformed structures fail inside it rather than hang Pyth
 the worker process's time and memory limits catch whatever does not. pypdf (BSD) is
 pure Python and much slower on large files; PyMuPDF is AGPL, so not an option.
 
-Each page is marked `## Page N` so the model can cite it. A page with fewer than
-`SCANNED_CHARS` characters of text is treated as scanned and rendered to PNG, up to
-`DocumentLimits.max_page_images` pages per document.
+Each page is marked `## Page N` so the model can cite it. A page with an image and
+fewer than `SCANNED_CHARS` characters of text is treated as scanned and rendered to
+PNG, up to `DocumentLimits.max_page_images` pages per document.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def read_pdf(data: bytes, name: str, limits: DocumentLimits, reading: Reading) -
                 raise DocumentCorrupt(name, f"page {number} is damaged") from exc
             try:
                 text = _page_text(page)
-                if len(text.strip()) < SCANNED_CHARS:
+                if len(text.strip()) < SCANNED_CHARS and _has_image(page):
                     if len(reading.images) < limits.max_page_images:
                         reading.images.append(_render(page, limits.page_image_dpi))
                         reading.image_pages.append(number)
@@ -74,9 +74,14 @@ def read_pdf(data: bytes, name: str, limits: DocumentLimits, reading: Reading) -
 def _page_text(page: pdfium.PdfPage) -> str:
     textpage = page.get_textpage()
     try:
-        return str(textpage.get_text_bounded()).replace("\r\n", "\n")
+        return str(textpage.get_text_range()).replace("\r\n", "\n")
     finally:
         textpage.close()
+
+
+def _has_image(page: pdfium.PdfPage) -> bool:
+    images = page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2)
+    return next(iter(images), None) is not None
 
 
 def _render(page: pdfium.PdfPage, dpi: int) -> bytes:
