@@ -8,6 +8,8 @@ openpyxl; `zip_bomb()` is a DOCX whose one member inflates far past any sane bou
 from __future__ import annotations
 
 import io
+import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -42,7 +44,9 @@ def pdf(pages: Sequence[Page], *, scan_size: tuple[int, int] = (200, 260)) -> by
     for index, page in enumerate(pages):
         if page is None:
             width, height = scan_size
-            pixels = bytes((x * 7 + y * 3 + index) % 256 for y in range(height) for x in range(width))
+            pixels = bytes(
+                (x * 7 + y * 3 + index) % 256 for y in range(height) for x in range(width)
+            )
             image = add(
                 stream(
                     f"/Type /XObject /Subtype /Image /Width {width} /Height {height} "
@@ -139,9 +143,10 @@ def with_cached_values(xlsx: bytes, values: dict[str, str]) -> bytes:
             if item.filename.startswith("xl/worksheets/"):
                 text = data.decode()
                 for formula, value in values.items():
-                    text = text.replace(f"<f>{formula}</f><v></v>", f"<f>{formula}</f><v>{value}</v>")
-                    text = text.replace(f"<f>{formula}</f><v />", f"<f>{formula}</f><v>{value}</v>")
-                    text = text.replace(f"<f>{formula}</f>", f"<f>{formula}</f><v>{value}</v>")
+                    cell = f"<f>{formula}</f>"
+                    text = re.sub(
+                        re.escape(cell) + r"(<v>\s*</v>|<v\s*/>)?", cell + f"<v>{value}</v>", text
+                    )
                 data = text.encode()
             target.writestr(item, data)
     return out.getvalue()
@@ -168,14 +173,12 @@ def zip_bomb(inflated: int = 1024 * 1024 * 1024, *, lie: bool = False) -> bytes:
 
 def _understate_sizes(data: bytes, name: str) -> bytes:
     """Rewrite the central directory entry of `name` to claim 1 KB uncompressed."""
-    import struct
-
-    entry = data.rfind(b"PK\x01\x02" , 0, data.rfind(name.encode()) + 1)
+    entry = data.rfind(b"PK\x01\x02", 0, data.rfind(name.encode()) + 1)
     # A zip64 entry keeps its sizes in the extra field; rewrite the zip64 uncompressed size.
-    name_len, extra_len = struct.unpack_from("<HH", data, entry + 28)
+    (name_len,) = struct.unpack_from("<H", data, entry + 28)
     extra = entry + 46 + name_len
     patched = bytearray(data)
-    header_id, size = struct.unpack_from("<HH", data, extra)
+    (header_id,) = struct.unpack_from("<H", data, extra)
     if header_id == 0x0001:
         struct.pack_into("<Q", patched, extra + 4, 1024)
     else:
