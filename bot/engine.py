@@ -37,7 +37,7 @@ from bot.conversation import (
     Turn,
     to_api_messages,
 )
-from bot.documents import DocumentReader
+from bot.documents.reader import DocumentReader
 from bot.errors import (
     BadRequestError,
     EmptyAnswer,

@@ -168,13 +168,25 @@ async def test_history_goes_first_then_the_document_is_cut_and_the_footer_says_s
     assert sent.rstrip().endswith("left out to fit the model's context.]")
 
 
+async def test_a_file_over_the_size_limit_is_refused_before_reading(
+    fake_llm: FakeLLM, redis_client: aioredis.Redis
+) -> None:
+    engine = make_engine(fake_llm, redis_client, Limits(max_document_bytes=1024 * 1024))
+    big = Attachment("huge.csv", "text/csv", b"a,b\n" * 300_000)
+    sink = await ask(engine, fake_llm, "look", big)
+    await engine.llm.aclose()
+    assert sink.final is not None
+    assert "I didn't read “huge.csv”: it is 1.1 MB, over the 1.0 MB limit." in sink.final.notes
+
+
 async def test_timeout_and_memory_limit_refuse_and_the_next_document_is_read() -> None:
     worker = DocumentWorker()
     data = pdf(["hello"] * 3)
     with pytest.raises(DocumentTooComplex, match="took longer than"):
         await worker.extract(data, "slow.pdf", PDF_MIME, DocumentLimits(timeout=0.01))
-    with pytest.raises(DocumentTooComplex, match="more than 40 MB of memory"):
-        await worker.extract(data, "big.pdf", PDF_MIME, DocumentLimits(memory_bytes=40 * 2**20))
+    big, small_memory = b"x" * (30 * 2**20), DocumentLimits(memory_bytes=64 * 2**20)
+    with pytest.raises(DocumentTooComplex, match="more than 64 MB of memory"):
+        await worker.extract(big, "big.txt", "text/plain", small_memory)
     read = await worker.extract(data, "fine.pdf", PDF_MIME, DocumentLimits())
     assert "## Page 3\n\nhello" in read.text
 

@@ -7,8 +7,7 @@ read, `tables.py` renders Markdown tables, `archive.py` guards against zip bombs
 `limits.py` holds the bounds and the record of what was read, `worker.py` runs the
 parsers in a child process with time and memory limits, `cache.py` keeps each reading
 in Redis once per file content.
+
+Nothing is imported here: the worker process starts as `-m bot.documents.worker` and
+should load only what reading needs.
 """
-
-from bot.documents.reader import DocumentReader, ReadDocuments
-
-__all__ = ["DocumentReader", "ReadDocuments"]

@@ -16,9 +16,6 @@ from enum import StrEnum
 
 from bot.documents.limits import DocumentLimits, Extraction, Reading
 from bot.documents.markup import read_html, read_json, read_text
-from bot.documents.office import read_docx, read_pptx
-from bot.documents.pdf import read_pdf
-from bot.documents.sheets import read_delimited, read_xlsx
 from bot.errors import DocumentCorrupt, DocumentUnsupported
 
 
@@ -120,15 +117,23 @@ def extract(data: bytes, name: str, mime: str, limits: DocumentLimits) -> Extrac
     """Read one document under `limits`; raises `DocumentError` with the reason it can't."""
     fmt = detect(data, name, mime)
     reading = Reading(max_chars=limits.max_chars)
+    # The parser libraries are imported only for their format: a worker process reads
+    # one document, and importing all of them would double its start-up time.
     if fmt is Format.PDF:
+        from bot.documents.pdf import read_pdf
+
         read_pdf(data, name, limits, reading)
-    elif fmt is Format.DOCX:
-        read_docx(data, name, limits, reading)
-    elif fmt is Format.PPTX:
-        read_pptx(data, name, limits, reading)
+    elif fmt in (Format.DOCX, Format.PPTX):
+        from bot.documents.office import read_docx, read_pptx
+
+        (read_docx if fmt is Format.DOCX else read_pptx)(data, name, limits, reading)
     elif fmt is Format.XLSX:
+        from bot.documents.sheets import read_xlsx
+
         read_xlsx(data, name, limits, reading)
     elif fmt in (Format.CSV, Format.TSV):
+        from bot.documents.sheets import read_delimited
+
         read_delimited(data, name, limits, reading, "\t" if fmt is Format.TSV else ",")
     elif fmt is Format.HTML:
         read_html(data, name, reading)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.settings import Limits
+if TYPE_CHECKING:  # settings load pydantic; the worker process does not need them
+    from bot.settings import Limits
 
 
 @dataclass(frozen=True, slots=True)
 class DocumentLimits:
+    max_bytes: int = 25 * 1024 * 1024  # the file itself
     max_chars: int = 200_000  # BOT_MAX_DOCUMENT_CHARS, per document
     max_pages: int = 100  # BOT_MAX_DOCUMENT_PAGES: PDF pages, slides or sheets read
     max_page_images: int = 8  # scanned pages rendered and sent as images, per document
@@ -34,7 +36,11 @@ class DocumentLimits:
 
     @classmethod
     def from_limits(cls, limits: Limits) -> DocumentLimits:
-        return cls(max_chars=limits.max_document_chars, max_pages=limits.max_document_pages)
+        return cls(
+            max_bytes=limits.max_document_bytes,
+            max_chars=limits.max_document_chars,
+            max_pages=limits.max_document_pages,
+        )
 
 
 @dataclass(slots=True)

@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from bot.attachments import human_size
 from bot.conversation import Attachment, DocumentRef, ImageRef, Part, Turn
 from bot.documents.cache import DocumentCache
 from bot.documents.limits import DocumentLimits, Extraction
@@ -74,6 +75,9 @@ class DocumentReader:
         return result
 
     async def _read_one(self, file: Attachment) -> tuple[str, Extraction | DocumentError]:
+        if len(file.data) > self._limits.max_bytes:
+            size, cap = human_size(len(file.data)), human_size(self._limits.max_bytes)
+            return "", DocumentTooComplex(file.name, f"it is {size}, over the {cap} limit")
         sha256 = await asyncio.to_thread(lambda: hashlib.sha256(file.data).hexdigest())
         try:
             cached = await self._cache.get(sha256)
