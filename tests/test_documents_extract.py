@@ -25,6 +25,7 @@ from bot.errors import (
 from tests.fakes.documents import (
     docx_file,
     encrypted_pdf,
+    looping_pdf,
     pdf,
     pptx_file,
     with_cached_values,
@@ -33,6 +34,7 @@ from tests.fakes.documents import (
 )
 
 LIMITS = DocumentLimits()
+PDF = "application/pdf"
 
 
 def test_pdf_pages_are_marked_and_scans_become_images() -> None:
@@ -90,6 +92,11 @@ def test_corrupt_files_are_refused_plainly(data: bytes, name: str) -> None:
     with pytest.raises(DocumentCorrupt) as refused:
         extract(data, name, "", LIMITS)
     assert f"I can't read “{name}”" in refused.value.user_message
+
+
+def test_a_pdf_object_loop_is_refused() -> None:
+    with pytest.raises(DocumentCorrupt, match="page 1 is damaged"):
+        extract(looping_pdf(), "loop.pdf", PDF, LIMITS)
 
 
 def test_legacy_and_binary_formats_are_unsupported_with_a_way_out() -> None:

@@ -84,6 +84,14 @@ def pdf(pages: Sequence[Page], *, scan_size: tuple[int, int] = (200, 260)) -> by
     return bytes(out)
 
 
+def looping_pdf() -> bytes:
+    """A PDF whose page tree lists itself as its own pages: an object loop."""
+    data = pdf(["hello", "world"])
+    looped = data.replace(b"/Kids [5 0 R 7 0 R] /Count 2", b"/Kids [2 0 R 2 0 R] /Count 2")
+    assert looped != data
+    return looped
+
+
 def encrypted_pdf(password: str = "secret") -> bytes:
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(pdf(["confidential"]))))
     writer.encrypt(password, algorithm="RC4-128")
