@@ -30,8 +30,6 @@ from bot.errors import DocumentError, DocumentTooComplex
 
 log = logging.getLogger(__name__)
 
-MAX_OUTPUT_LINE = 512 * 1024 * 1024  # the child's answer is bounded by the limits anyway
-
 
 class DocumentWorker:
     """Starts extraction children, at most `concurrency` at a time."""
@@ -56,14 +54,13 @@ class DocumentWorker:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env={},
-                limit=MAX_OUTPUT_LINE,
             )
             try:
                 async with asyncio.timeout(limits.timeout):
                     out, err = await child.communicate(header + b"\n" + data)
             except TimeoutError:
                 raise DocumentTooComplex(
-                    name, f"reading it took longer than {limits.timeout:.0f} seconds"
+                    name, f"reading it took longer than {limits.timeout:g} seconds"
                 ) from None
             finally:
                 if child.returncode is None:
