@@ -126,6 +126,21 @@ async def test_a_document_is_read_once_and_history_holds_a_reference(
     assert 0 < ttl <= Limits().history_ttl
 
 
+async def test_a_refused_file_is_refused_from_the_cache_the_second_time(
+    fake_llm: FakeLLM, redis_client: aioredis.Redis
+) -> None:
+    engine = make_engine(fake_llm, redis_client, Limits())
+    engine.documents._worker = worker = CountingWorker()
+    locked = Attachment("locked.pdf", PDF_MIME, encrypted_pdf())
+    first = await ask(engine, fake_llm, "open it", locked)
+    second = await ask(engine, fake_llm, "please?", locked)
+    await engine.llm.aclose()
+    assert worker.jobs == 1
+    assert first.final is not None and second.final is not None
+    assert first.final.notes == second.final.notes
+    assert "password-protected" in first.final.notes[0]
+
+
 async def test_refusals_are_plain_notes_and_the_message_is_still_answered(
     engine: Engine, fake_llm: FakeLLM
 ) -> None:

@@ -215,6 +215,41 @@ def test_csv_round_trips_into_a_table_with_as_many_rows(rows: list[list[str]]) -
         assert body.startswith("| ")
 
 
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "<h2>",
+                    "</h2>",
+                    "<ul>",
+                    "<li>",
+                    "</ul>",
+                    "<table>",
+                    "<tr>",
+                    "<td>",
+                    "</td>",
+                    "</table>",
+                    "<script>",
+                    "</script>",
+                    "<pre>",
+                    "</pre>",
+                    "<p>",
+                    "<br>",
+                    "|",
+                ]
+            ),
+            st.text(max_size=10),
+        ),
+        max_size=40,
+    )
+)
+def test_any_html_tag_soup_reads_without_script_text(pieces: list[str]) -> None:
+    page = "".join(pieces) + "<script>SECRET_SCRIPT()</script>"
+    text = extract(page.encode(), "page.html", "text/html", LIMITS).text
+    assert "SECRET_SCRIPT" not in text
+
+
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.binary(max_size=2_000),
