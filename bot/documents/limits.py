@@ -30,6 +30,7 @@ class DocumentLimits:
     max_unzipped_bytes: int = 200 * 1024 * 1024  # an Office file's members, inflated
     max_zip_members: int = 10_000
     max_rows: int = 5_000  # per sheet
+    max_columns: int = 256  # per sheet; a sheet may claim all 16,384
     max_cells: int = 500_000  # per workbook
     timeout: float = 60.0  # wall-clock seconds for one extraction
     memory_bytes: int = 1024 * 1024 * 1024  # address space of the worker process

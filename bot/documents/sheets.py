@@ -2,7 +2,7 @@
 
 openpyxl (MIT) is the reference reader for .xlsx. It is opened `read_only` (rows are
 streamed from the sheet XML, so a sheet that claims a billion rows costs nothing until
-read, and reading stops at the row and cell caps), `data_only` (a formula cell gives
+read, and reading stops at the row, column and cell caps), `data_only` (a formula cell gives
 the value Excel last computed and stored, never the formula, and nothing is
 evaluated), and without macros or external links. Each sheet is `## Sheet "Name"`
 followed by its rows as a table; the first row is the table's header.
@@ -42,13 +42,17 @@ def read_xlsx(data: bytes, name: str, limits: DocumentLimits, reading: Reading) 
             reading.total = len(sheets)
             cells_left = limits.max_cells
             for number, sheet in enumerate(sheets[: limits.max_pages], start=1):
+                # The declared width bounds each row: read-only mode pads every row to it.
+                columns = min(sheet.max_column or 1, limits.max_columns)
                 rows, cut_at = _bounded_rows(
-                    sheet.iter_rows(values_only=True), limits.max_rows, cells_left
+                    sheet.iter_rows(values_only=True, max_col=columns), limits.max_rows, cells_left
                 )
                 cells_left -= sum(len(r) for r in rows)
                 title = sheet.title.replace('"', "'")
                 if cut_at:
                     reading.notes.append(f'sheet "{title}" cut after row {cut_at:,}')
+                if (sheet.max_column or 0) > columns:
+                    reading.notes.append(f'sheet "{title}" cut after column {columns}')
                 body = markdown_table(rows) if rows else "(empty sheet)\n"
                 if not reading.add(f'\n\n## Sheet "{title}"\n\n{body}'):
                     return

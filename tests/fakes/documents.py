@@ -12,7 +12,7 @@ import re
 import struct
 import zipfile
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import docx
 import openpyxl
@@ -143,19 +143,41 @@ def xlsx_file(sheets: dict[str, Sequence[Sequence[object]]]) -> bytes:
 def with_cached_values(xlsx: bytes, values: dict[str, str]) -> bytes:
     """Write Excel's cached result next to each formula (openpyxl stores none), as Excel
     itself does on save: `values` maps a formula's text to the value to store."""
-    source = zipfile.ZipFile(io.BytesIO(xlsx))
+
+    def fill(xml: str) -> str:
+        for formula, value in values.items():
+            cell = f"<f>{formula}</f>"
+            xml = re.sub(re.escape(cell) + r"(<v>\s*</v>|<v\s*/>)?", cell + f"<v>{value}</v>", xml)
+        return xml
+
+    return _rewrite_member(xlsx, "xl/worksheets/sheet1.xml", fill)
+
+
+def billion_row_xlsx() -> bytes:
+    """A workbook whose one sheet claims the whole grid (A1:XFD1048576) and has cells in
+    its first and last row, so a reader that trusts the dimension walks a billion cells."""
+    book = xlsx_file({"Huge": [["first row marker"]]})
+    return _rewrite_member(
+        book,
+        "xl/worksheets/sheet1.xml",
+        lambda xml: re.sub(
+            r'<dimension ref="[^"]*"/>', '<dimension ref="A1:XFD1048576"/>', xml
+        ).replace(
+            "</sheetData>",
+            '<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>last</t></is></c>'
+            "</row></sheetData>",
+        ),
+    )
+
+
+def _rewrite_member(archive: bytes, name: str, change: Callable[[str], str]) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(archive))
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
         for item in source.infolist():
             data = source.read(item)
-            if item.filename.startswith("xl/worksheets/"):
-                text = data.decode()
-                for formula, value in values.items():
-                    cell = f"<f>{formula}</f>"
-                    text = re.sub(
-                        re.escape(cell) + r"(<v>\s*</v>|<v\s*/>)?", cell + f"<v>{value}</v>", text
-                    )
-                data = text.encode()
+            if item.filename == name:
+                data = change(data.decode()).encode()
             target.writestr(item, data)
     return out.getvalue()
 
