@@ -20,7 +20,7 @@ from bot.engine import Engine, EngineConfig
 from bot.errors import DocumentError, DocumentTooComplex
 from bot.llm import ChatClient
 from bot.metrics import Metrics
-from bot.settings import Limits, RetryPolicy
+from bot.settings import Limits, RetryPolicy, Settings
 from bot.store import ConversationStore
 from tests.fakes.documents import docx_file, encrypted_pdf, pdf, xlsx_file, zip_bomb
 from tests.fakes.llm_server import FakeLLM, Reply
@@ -225,3 +225,12 @@ async def test_arbitrary_bytes_through_the_worker_become_a_reading_or_a_refusal(
         assert refused.user_message
     else:
         assert read.text.startswith("Attached ")
+
+
+def test_document_limits_come_from_their_environment_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BOT_MAX_DOCUMENT_CHARS", "50000")
+    monkeypatch.setenv("BOT_MAX_DOCUMENT_PAGES", "12")
+    limits = DocumentLimits.from_limits(Settings(_env_file=None).limits())  # type: ignore[call-arg]
+    assert (limits.max_chars, limits.max_pages) == (50_000, 12)
