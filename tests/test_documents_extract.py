@@ -11,6 +11,7 @@ import re
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from bot.documents.formats import Format, detect, extract
 from bot.documents.limits import DocumentLimits
@@ -64,6 +65,13 @@ def test_pdf_cut_at_the_character_limit_says_where() -> None:
     result = extract(pdf(pages), "long.pdf", "", DocumentLimits(max_chars=5_000))
     assert result.summary is not None
     assert re.fullmatch(r"read pages 1-\d of 20 \(cut at 5,000 characters\)", result.summary)
+
+
+def test_a_huge_scanned_page_is_rendered_at_a_bounded_size() -> None:
+    poster = pdf([None]).replace(b"/MediaBox [0 0 612 792]", b"/MediaBox [0 0 14400 14400]")
+    result = extract(poster, "poster.pdf", PDF, LIMITS)
+    with Image.open(io.BytesIO(result.images[0])) as image:
+        assert max(image.size) <= 2_000
 
 
 def test_scans_beyond_the_image_cap_are_counted_not_rendered() -> None:

@@ -24,6 +24,9 @@ from bot.documents.limits import DocumentLimits, Reading
 from bot.errors import DocumentCorrupt, DocumentEncrypted, DocumentTooComplex
 
 SCANNED_CHARS = 20
+# Longest side of a rendered page in pixels, whatever the page claims to measure: a page
+# declared 200 inches wide must not become a gigabyte bitmap.
+MAX_RENDER_SIDE = 2_000
 
 
 def read_pdf(data: bytes, name: str, limits: DocumentLimits, reading: Reading) -> None:
@@ -85,7 +88,8 @@ def _has_image(page: pdfium.PdfPage) -> bool:
 
 
 def _render(page: pdfium.PdfPage, dpi: int) -> bytes:
-    bitmap = page.render(scale=dpi / 72, may_draw_forms=False)
+    longest = max(*page.get_size(), 1.0)  # in points
+    bitmap = page.render(scale=min(dpi / 72, MAX_RENDER_SIDE / longest), may_draw_forms=False)
     try:
         image = bitmap.to_pil()
         out = io.BytesIO()

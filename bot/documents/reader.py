@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +31,8 @@ from bot.errors import DocumentError, DocumentTooComplex
 from bot.settings import Limits
 from bot.store import ConversationStore
 from bot.tokens import estimate_tokens
+
+log = logging.getLogger(__name__)
 
 MARKER = re.compile(r'^## (Page \d+|Slide \d+|Sheet "[^"\n]*")$', re.MULTILINE)
 CUT_NOTE = "\n\n[The rest of this document was left out to fit the model's context.]"
@@ -85,13 +89,24 @@ class DocumentReader:
             return sha256, refused
         if cached is not None:
             return sha256, cached
+        started = time.monotonic()
         try:
             reading = await self._worker.extract(file.data, file.name, file.mime, self._limits)
         except DocumentTooComplex as exc:
-            return sha256, exc  # the time or memory limit: the load may be to blame, not cached
+            log.info("document %s refused (not cached): %s", sha256[:12], exc)
+            return sha256, exc  # the time or memory limit: the load may be to blame
         except DocumentError as exc:
+            log.info("document %s refused: %s", sha256[:12], exc)
             await self._cache.put_refusal(sha256, exc)
             return sha256, exc
+        log.info(
+            "document %s read: %d bytes -> %d chars, %d images in %.2fs",
+            sha256[:12],
+            len(file.data),
+            len(reading.text),
+            len(reading.images),
+            time.monotonic() - started,
+        )
         await self._cache.put(sha256, reading)
         return sha256, reading
 
