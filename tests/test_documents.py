@@ -126,6 +126,16 @@ async def test_a_document_is_read_once_and_history_holds_a_reference(
     assert 0 < ttl <= Limits().history_ttl
 
 
+async def test_an_expired_document_is_named_not_sent(
+    engine: Engine, fake_llm: FakeLLM, redis_client: aioredis.Redis
+) -> None:
+    await ask(engine, fake_llm, "read this", Attachment("notes.txt", "text/plain", b"TEAL CRANE"))
+    await redis_client.delete(*await redis_client.keys("parley:doc:*"))
+    await ask(engine, fake_llm, "what did it say?")
+    history = json.dumps(fake_llm.requests[-1].body["messages"], ensure_ascii=False)
+    assert "[the document “notes.txt” has expired]" in history and "TEAL CRANE" not in history
+
+
 async def test_a_refused_file_is_refused_from_the_cache_the_second_time(
     fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
