@@ -1,7 +1,8 @@
-"""Which attached files the bot reads, and how each kind enters the conversation.
+"""Which attached files the bot reads, and how big a download each kind may be.
 
-Adapters call `skip_reason` before downloading, so nothing unreadable is fetched; the
-engine calls `text_part` for text files. Images go through `bot.images`.
+Adapters call `skip_reason` before downloading, so nothing unreadable is fetched, and
+`download_cap` for the byte limit of the download itself. Images go through
+`bot.images`; text files and documents (PDF, Office files) through `bot.documents`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import mimetypes
 from enum import StrEnum
 
-from bot.conversation import Attachment, TextPart
 from bot.settings import Limits
 
 IMAGE_TYPES = frozenset(
@@ -31,12 +31,34 @@ TEXT_TYPES = frozenset(
         "application/sql",
     }
 )
+DOCUMENT_SUFFIXES = frozenset(
+    ".pdf .docx .docm .pptx .pptm .xlsx .xlsm .htm .tab "
+    # Formats people attach that Parley does not read: the reader says what to do instead.
+    ".doc .xls .ppt .odt .ods .odp .rtf .epub".split()
+)
+DOCUMENT_TYPES = frozenset(
+    {
+        "application/pdf",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+    }
+)
 
 
 class FileKind(StrEnum):
     IMAGE = "image"
     TEXT = "text"
+    DOCUMENT = "document"
     OTHER = "other"
+
+    @property
+    def readable(self) -> bool:
+        """Text files and documents: what `bot.documents` reads."""
+        return self in (FileKind.TEXT, FileKind.DOCUMENT)
 
 
 def classify(name: str, mime: str) -> FileKind:
@@ -44,6 +66,8 @@ def classify(name: str, mime: str) -> FileKind:
     if mime in IMAGE_TYPES:
         return FileKind.IMAGE
     suffix = ("." + name.rsplit(".", 1)[-1].lower()) if "." in name else ""
+    if mime in DOCUMENT_TYPES or suffix in DOCUMENT_SUFFIXES:
+        return FileKind.DOCUMENT
     if mime.startswith("text/") or mime in TEXT_TYPES or suffix in TEXT_SUFFIXES:
         return FileKind.TEXT
     return FileKind.OTHER
@@ -53,8 +77,11 @@ def skip_reason(name: str, mime: str, size: int | None, limits: Limits) -> str |
     """None when the file should be downloaded; otherwise a note telling the user why not."""
     kind = classify(name, mime)
     if kind is FileKind.OTHER:
-        return f"Skipped “{name}”: I can read images and text files, not {mime or 'this type'}."
-    cap = limits.max_image_bytes if kind is FileKind.IMAGE else limits.max_text_file_bytes
+        return (
+            f"Skipped “{name}”: I can read images, documents (PDF, Word, PowerPoint, Excel) "
+            f"and text files, not {mime or 'this type'}."
+        )
+    cap = download_cap(name, mime, limits)
     if size is not None and size > cap:
         return (
             f"Skipped “{name}”: it is {human_size(size)}, "
@@ -63,12 +90,14 @@ def skip_reason(name: str, mime: str, size: int | None, limits: Limits) -> str |
     return None
 
 
-def text_part(file: Attachment, limits: Limits) -> TextPart:
-    """A text file as a fenced block the model reads, cut at the size limit if need be."""
-    raw = file.data[: limits.max_text_file_bytes]
-    body = raw.decode("utf-8", errors="replace")
-    note = "" if len(file.data) <= limits.max_text_file_bytes else "\n[file truncated]"
-    return TextPart(f"Attached file “{file.name}”:\n```\n{body}\n```{note}")
+def download_cap(name: str, mime: str, limits: Limits) -> int:
+    """The most bytes to download for this file."""
+    kind = classify(name, mime)
+    if kind is FileKind.IMAGE:
+        return limits.max_image_bytes
+    if kind is FileKind.DOCUMENT:
+        return limits.max_document_bytes
+    return limits.max_text_file_bytes
 
 
 def human_size(size: int) -> str:

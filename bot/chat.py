@@ -2,7 +2,8 @@
 
 Interactive: a prompt, answers streamed token by token, a "thinking" line while the
 model has not written yet. Commands: `/image PATH-or-URL` attaches an image to the next
-message, `/reset` starts over, `/model NAME` switches model, `/help`, `/quit`.
+message, `/file PATH` a document (PDF, Office file, spreadsheet, text), `/reset` starts
+over, `/model NAME` switches model, `/help`, `/quit`.
 Piped stdin: each line is a message; the answers go to stdout, and it exits at EOF.
 
 The conversation is kept in the store under the user's name, so with `REDIS_URL` set a
@@ -30,6 +31,7 @@ from bot.sink import FinalReply
 HELP = """\
 Commands:
   /image PATH|URL  attach an image to your next message
+  /file PATH       attach a document (PDF, Word, PowerPoint, Excel, CSV, HTML, text)
   /model NAME      switch model for this conversation (now: {model})
   /reset           forget this conversation and start over
   /help            this help
@@ -115,9 +117,9 @@ async def _read_line(stream: TextIO, prompt: str, interactive: bool) -> str | No
     return None if line == "" else line.rstrip("\n")
 
 
-def _attachment(spec: str) -> tuple[Attachment | None, str | None, str]:
-    """An image from a path, or a URL passed through; plus a message for the user."""
-    if spec.startswith(("https://", "http://")):
+def _attachment(spec: str, urls: bool = True) -> tuple[Attachment | None, str | None, str]:
+    """A file from a path, or (with `urls`) an image URL passed through; plus a message."""
+    if urls and spec.startswith(("https://", "http://")):
         return None, spec, f"Image URL attached to your next message: {spec}"
     path = Path(spec).expanduser()
     if not path.is_file():
@@ -181,6 +183,10 @@ async def chat(
                 file, url, said = await asyncio.to_thread(_attachment, arg.strip())
                 pending_files.extend([file] if file else [])
                 pending_urls.extend([url] if url else [])
+                out.write(said + "\n")
+            elif command == "/file":
+                file, _, said = await asyncio.to_thread(_attachment, arg.strip(), False)
+                pending_files.extend([file] if file else [])
                 out.write(said + "\n")
             elif line.strip() or pending_files or pending_urls:
                 if interactive:

@@ -5,7 +5,9 @@ channel, thread) and is a list of `Turn`s. Adapters turn platform events into an
 `IncomingMessage`; the engine turns stored turns into the API's `messages`.
 
 Images are never inlined in stored turns: a turn holds an `ImageRef` (content hash and
-MIME type) and the bytes live once in the store, keyed by that hash.
+MIME type) and the bytes live once in the store, keyed by that hash. Documents likewise:
+a turn holds a `DocumentRef` and the extracted text lives once in the document cache
+(`bot.documents.cache`), expanded into the request when it is built.
 """
 
 from __future__ import annotations
@@ -60,7 +62,20 @@ class ImageURL:
     url: str
 
 
-Part = TextPart | ImageRef | ImageURL
+@dataclass(frozen=True, slots=True)
+class DocumentRef:
+    """A document whose extracted text is cached under `sha256` (the file's hash).
+
+    `tokens` is the text's estimated size, so the context budget counts it without
+    reading it.
+    """
+
+    sha256: str
+    name: str
+    tokens: int
+
+
+Part = TextPart | ImageRef | ImageURL | DocumentRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +87,7 @@ class Turn:
 
     @classmethod
     def make(cls, role: Role, parts: Sequence[Part], author: str = "") -> Turn:
-        tokens = estimate_tokens(author) + sum(
-            estimate_tokens(p.text) if isinstance(p, TextPart) else IMAGE_TOKENS for p in parts
-        )
+        tokens = estimate_tokens(author) + sum(_part_tokens(p) for p in parts)
         return cls(role=role, parts=tuple(parts), author=author, tokens=tokens + 4)
 
     @classmethod
@@ -89,6 +102,10 @@ class Turn:
     def image_hashes(self) -> list[str]:
         return [p.sha256 for p in self.parts if isinstance(p, ImageRef)]
 
+    @property
+    def documents(self) -> list[DocumentRef]:
+        return [p for p in self.parts if isinstance(p, DocumentRef)]
+
     def to_json(self) -> str:
         parts: list[dict[str, str]] = []
         for p in self.parts:
@@ -96,6 +113,8 @@ class Turn:
                 parts.append({"t": p.text})
             elif isinstance(p, ImageRef):
                 parts.append({"img": p.sha256, "mime": p.mime})
+            elif isinstance(p, DocumentRef):
+                parts.append({"doc": p.sha256, "name": p.name, "k": str(p.tokens)})
             else:
                 parts.append({"url": p.url})
         return json.dumps(
@@ -113,6 +132,8 @@ class Turn:
                 parts.append(TextPart(p["t"]))
             elif "img" in p:
                 parts.append(ImageRef(p["img"], p["mime"]))
+            elif "doc" in p:
+                parts.append(DocumentRef(p["doc"], p["name"], int(p["k"])))
             else:
                 parts.append(ImageURL(p["url"]))
         return cls(role=Role(data["r"]), parts=tuple(parts), author=data["a"], tokens=data["k"])
@@ -146,14 +167,27 @@ class IncomingMessage:
     model: str | None = None  # a per-message model choice (Discord's `/chat model:`)
 
 
-def to_api_messages(
-    system_prompt: str, turns: Sequence[Turn], images: Mapping[str, bytes]
-) -> list[dict[str, Any]]:
-    """The API's `messages` for `turns`: system prompt first, images as data URLs.
+def _part_tokens(part: Part) -> int:
+    if isinstance(part, TextPart):
+        return estimate_tokens(part.text)
+    if isinstance(part, DocumentRef):
+        return part.tokens
+    return IMAGE_TOKENS
 
-    An image whose bytes have expired from the store is replaced by a short note, so an
-    old thread still gets an answer.
+
+def to_api_messages(
+    system_prompt: str,
+    turns: Sequence[Turn],
+    images: Mapping[str, bytes],
+    documents: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The API's `messages` for `turns`: system prompt first, images as data URLs,
+    documents as their text (`documents`: sha256 -> text).
+
+    An image or document that has expired from the store is replaced by a short note,
+    so an old thread still gets an answer.
     """
+    documents = documents or {}
     messages: list[dict[str, Any]] = []
     if system_prompt:
         messages.append({"role": "system", "content": system_prompt})
@@ -170,6 +204,9 @@ def to_api_messages(
                 content.append({"type": "text", "text": p.text})
             elif isinstance(p, ImageURL):
                 content.append({"type": "image_url", "image_url": {"url": p.url}})
+            elif isinstance(p, DocumentRef):
+                text = documents.get(p.sha256) or f"[the document “{p.name}” has expired]"
+                content.append({"type": "text", "text": text})
             elif p.sha256 in images:
                 url = data_url(p.mime, images[p.sha256])
                 content.append({"type": "image_url", "image_url": {"url": url}})

@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.attachments import FileKind, classify, text_part
+from bot.attachments import FileKind, classify
 from bot.conversation import (
     ConversationKey,
     ImageRef,
@@ -36,6 +36,7 @@ from bot.conversation import (
     Turn,
     to_api_messages,
 )
+from bot.documents.reader import DocumentReader
 from bot.errors import (
     BadRequestError,
     EmptyAnswer,
@@ -95,6 +96,7 @@ class _Prepared:
     images: dict[str, bytes]
     image_names: list[str]
     notes: list[str]
+    documents: dict[str, str]  # sha256 -> text of this message's documents
 
 
 @dataclass(slots=True)
@@ -183,6 +185,7 @@ class Engine:
         self.toolbox = toolbox or ToolBox()
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._system_tokens = estimate_tokens(config.system_prompt)
+        self.documents = DocumentReader.for_store(store, config.limits)
 
     @property
     def limits(self) -> Limits:
@@ -284,11 +287,13 @@ class Engine:
         notes = list(msg.notes)
         parts: list[Part] = [TextPart(msg.text)] if msg.text.strip() else []
         for file in msg.files:
-            kind = classify(file.name, file.mime)
-            if kind is FileKind.TEXT:
-                parts.append(text_part(file, limits))
-            elif kind is FileKind.OTHER:
-                notes.append(f"Skipped “{file.name}”: I can read images and text files only.")
+            if classify(file.name, file.mime) is FileKind.OTHER:
+                notes.append(f"Skipped “{file.name}”: I can't read that kind of file.")
+        docs = await self.documents.read(
+            [f for f in msg.files if classify(f.name, f.mime).readable]
+        )
+        parts.extend(docs.parts)
+        notes.extend(docs.notes)
         normalized: list[NormalizedImage] = list(
             await asyncio.gather(*(normalize_image(f, limits) for f in image_files))
         )
@@ -296,9 +301,10 @@ class Engine:
         parts.extend(ImageURL(url) for url in msg.image_urls)
         return _Prepared(
             parts=parts,
-            images={img.sha256: img.data for img in normalized},
+            images={**docs.images, **{img.sha256: img.data for img in normalized}},
             image_names=[img.name for img in normalized],
             notes=notes,
+            documents=docs.texts,
         )
 
     async def _converse(
@@ -318,7 +324,12 @@ class Engine:
                     "Older messages in this thread were left out to fit the model's context."
                 )
             model = msg.model or history.model or self.config.model
-            messages = to_api_messages(self.config.system_prompt, history.turns, history.images)
+            documents = await self.documents.expand(
+                history.turns, budget, prepared.documents, prepared.notes
+            )
+            messages = to_api_messages(
+                self.config.system_prompt, history.turns, history.images, documents
+            )
             answer = await self._complete(messages, model, prepared, sink, started)
             if answer.text:
                 await self.store.add_turn(key, Turn.text(Role.ASSISTANT, answer.text))

@@ -9,7 +9,14 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │   ├── TooManyImages
     │   ├── ImageTooLarge
     │   ├── UnsupportedImage
-    │   └── DownloadError            an attachment couldn't be fetched (bot.download)
+    │   ├── DownloadError            an attachment couldn't be fetched (bot.download)
+    │   └── DocumentError            a document couldn't be read (bot.documents); it becomes
+    │       │                        a note under the answer, the rest is still answered
+    │       ├── DocumentUnsupported  a format Parley does not read
+    │       ├── DocumentEncrypted    password-protected
+    │       ├── DocumentCorrupt      damaged, or not what its name says
+    │       └── DocumentTooComplex   over a safety bound: archive bomb, row/cell cap,
+    │                                object loop, time or memory limit
     ├── StoreUnavailable             Redis can't be reached
     ├── PlatformConfigError          a platform's settings can't work (at start-up)
     ├── BotBusy                      the thread's previous answer is still being written
@@ -88,6 +95,37 @@ class UnsupportedImage(UserInputError):
             f"I couldn't read the image “{name}” ({reason}). "
             "PNG, JPEG, WebP, GIF and BMP images work."
         )
+
+
+class DocumentError(UserInputError):
+    kind = "document"
+
+
+class DocumentUnsupported(DocumentError):
+    def __init__(self, name: str, what: str) -> None:
+        super().__init__(
+            f"I can't read “{name}”: {what}. PDF, Word (.docx), PowerPoint (.pptx), "
+            "Excel (.xlsx), CSV, HTML, Markdown, JSON and text files work."
+        )
+
+
+class DocumentEncrypted(DocumentError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"I can't read “{name}”: it is password-protected. "
+            "Please send a copy without the password."
+        )
+
+
+class DocumentCorrupt(DocumentError):
+    def __init__(self, name: str, what: str = "") -> None:
+        what = what or "the file is damaged or not what its name says"
+        super().__init__(f"I can't read “{name}”: {what}.")
+
+
+class DocumentTooComplex(DocumentError):
+    def __init__(self, name: str, what: str) -> None:
+        super().__init__(f"I didn't read “{name}”: {what}.")
 
 
 class StoreUnavailable(ParleyError):

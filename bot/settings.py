@@ -69,6 +69,9 @@ class Limits:
     max_image_bytes: int = 10 * 1024 * 1024  # the API's own per-image limit
     max_image_pixels: int = 40_000_000  # decompression-bomb guard
     max_text_file_bytes: int = 100_000
+    max_document_bytes: int = 25 * 1024 * 1024  # a PDF or Office file as downloaded
+    max_document_chars: int = 200_000  # text read from one document (~50k tokens)
+    max_document_pages: int = 100  # PDF pages, slides or sheets read from one document
     context_budget: int = 100_000  # estimated tokens of history sent per request
     history_turns: int = 400  # newest turns read before trimming to the budget
     history_ttl: int = 7 * 24 * 3600
@@ -145,6 +148,8 @@ class Settings(BaseSettings):
     bot_context_budget: int = Field(default=Limits.context_budget, ge=1000)
     bot_max_input_chars: int = Field(default=Limits.max_input_chars, ge=1)
     bot_max_images: int = Field(default=Limits.max_images, ge=0)
+    bot_max_document_chars: int = Field(default=Limits.max_document_chars, ge=1000)
+    bot_max_document_pages: int = Field(default=Limits.max_document_pages, ge=1)
 
     # Server
     port: int = Field(default=3000, ge=1, le=65535)
@@ -198,6 +203,8 @@ class Settings(BaseSettings):
         return Limits(
             max_input_chars=self.bot_max_input_chars,
             max_images=self.bot_max_images,
+            max_document_chars=self.bot_max_document_chars,
+            max_document_pages=self.bot_max_document_pages,
             context_budget=self.bot_context_budget,
             history_ttl=self.bot_history_ttl,
         )

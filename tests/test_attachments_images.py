@@ -5,7 +5,7 @@ import io
 import pytest
 from PIL import Image
 
-from bot.attachments import FileKind, classify, skip_reason, text_part
+from bot.attachments import FileKind, classify, download_cap, skip_reason
 from bot.conversation import Attachment
 from bot.errors import ImageTooLarge, UnsupportedImage
 from bot.images import normalize_image
@@ -26,7 +26,9 @@ def _image_bytes(fmt: str, size: tuple[int, int] = (8, 6), mode: str = "RGB") ->
         ("notes.txt", "text/plain", FileKind.TEXT),
         ("main.py", "application/octet-stream", FileKind.TEXT),
         ("data.json", "application/json", FileKind.TEXT),
-        ("report.pdf", "application/pdf", FileKind.OTHER),
+        ("report.pdf", "application/pdf", FileKind.DOCUMENT),
+        ("deck.pptx", "", FileKind.DOCUMENT),
+        ("old.doc", "application/msword", FileKind.DOCUMENT),
         ("song.mp3", "audio/mpeg", FileKind.OTHER),
     ],
 )
@@ -37,16 +39,17 @@ def test_classify(name: str, mime: str, kind: FileKind) -> None:
 def test_skip_reason_explains_unsupported_and_oversized_files() -> None:
     limits = Limits()
     assert skip_reason("a.png", "image/png", 1000, limits) is None
-    assert "images and text files" in (skip_reason("a.pdf", "application/pdf", 10, limits) or "")
+    assert skip_reason("a.pdf", "application/pdf", 10, limits) is None
+    assert "documents (PDF, Word" in (skip_reason("a.mp3", "audio/mpeg", 10, limits) or "")
     too_big = skip_reason("a.png", "image/png", 11 * 1024 * 1024, limits) or ""
     assert "11.0 MB" in too_big and "10.0 MB" in too_big
 
 
-def test_text_part_fences_and_truncates() -> None:
-    limits = Limits(max_text_file_bytes=10)
-    part = text_part(Attachment("a.txt", "text/plain", b"0123456789abcdef"), limits)
-    assert "“a.txt”" in part.text and "0123456789" in part.text
-    assert "abcdef" not in part.text and "[file truncated]" in part.text
+def test_download_cap_fits_the_kind() -> None:
+    limits = Limits()
+    assert download_cap("a.png", "image/png", limits) == limits.max_image_bytes
+    assert download_cap("a.pdf", "", limits) == limits.max_document_bytes
+    assert download_cap("a.txt", "text/plain", limits) == limits.max_text_file_bytes
 
 
 @pytest.mark.parametrize(

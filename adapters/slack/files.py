@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 import httpx
 
 from adapters.slack.types import SlackFile
-from bot.attachments import FileKind, classify, skip_reason
+from bot.attachments import download_cap, skip_reason
 from bot.conversation import Attachment
 from bot.download import download_capped
 from bot.errors import ParleyError
@@ -51,8 +51,7 @@ class FileFetcher:
         url = file.get("url_private_download") or file.get("url_private")
         if not url:
             return f"Skipped “{name}”: Slack gave no download link (an external file?)."
-        image = classify(name, mime) is FileKind.IMAGE
-        cap = self._limits.max_image_bytes if image else self._limits.max_text_file_bytes
+        cap = download_cap(name, mime, self._limits)
         try:
             data = await download_capped(
                 self._http,

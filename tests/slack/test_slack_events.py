@@ -77,14 +77,14 @@ async def test_message_gets_names_and_files(fake_slack: FakeSlack, translator: T
     fake_slack.add_user("U0BOB", "Bob")
     image = fake_slack.add_file("cat.png", "image/png", b"\x89PNG fake image bytes")
     notes_file = fake_slack.add_file("notes.md", "text/markdown", b"# Notes\nhello")
-    pdf = fake_slack.add_file("report.pdf", "application/pdf", b"%PDF")
+    song = fake_slack.add_file("song.mp3", "audio/mpeg", b"ID3")
     liar = fake_slack.add_file("big.png", "image/png", b"x" * 2_000_000, declared_size=10)
     foreign = dict(image, url_private_download="https://evil.example/x.png")
     _, body = fake_slack.person_says(
         "C1",
         f"<@{BOT_USER_ID}> what does <@U0BOB> see here?",
         user="U0ALICE",
-        files=[image, notes_file, pdf, liar, foreign],
+        files=[image, notes_file, song, liar, foreign],
     )
     event = body["event"]
     message = await translator.message(event, Place.of(TEAM_ID, event), BOT)
@@ -96,7 +96,7 @@ async def test_message_gets_names_and_files(fake_slack: FakeSlack, translator: T
         ("notes.md", b"# Notes\nhello"),
     ]
     assert len(message.notes) == 3
-    assert "report.pdf" in message.notes[0]
+    assert "song.mp3" in message.notes[0]
     assert "big.png" in message.notes[1] and "larger" in message.notes[1]
     assert "isn't hosted by the platform" in message.notes[2]
     assert message.seed is None and message.event_id is None
