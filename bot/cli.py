@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from bot.policy import policy_problem
 from bot.settings import Settings
 
 
@@ -56,6 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # The terminal chat keeps the screen for the conversation: warnings only.
     _configure_logging(settings.log_level, quiet=args.command == "chat")
+    problem = policy_problem(settings)
+    if problem:
+        sys.stderr.write(f"parley {args.command}: {problem}")
+        return 2
     try:
         if args.command == "serve":
             from bot.serve import serve
