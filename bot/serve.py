@@ -21,6 +21,7 @@ from bot.metrics import Metrics
 from bot.server import create_app
 from bot.settings import DEFAULT_BASE_URL, Settings
 from bot.store import ConversationStore
+from bot.usage import Governance
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ def config_problem(settings: Settings, command: str) -> str | None:
 
 
 def build_engine(settings: Settings, metrics: Metrics) -> Engine:
+    store = ConversationStore.from_settings(settings)
     return Engine(
-        store=ConversationStore.from_settings(settings),
+        store=store,
         llm=ChatClient.from_settings(
             settings,
             on_retry=lambda reason: metrics.retries.labels(reason).inc(),
@@ -60,6 +62,7 @@ def build_engine(settings: Settings, metrics: Metrics) -> Engine:
         ),
         config=EngineConfig.from_settings(settings),
         metrics=metrics,
+        governance=Governance.from_settings(settings, store.redis),
     )
 
 

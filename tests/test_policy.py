@@ -167,8 +167,9 @@ def test_arbitrary_text_is_a_policy_or_a_line_naming_error(text: str) -> None:
 
 _yaml_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 10**7) | st.floats(-3, 3) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=12,
 )
 _field_names = st.sampled_from(

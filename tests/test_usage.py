@@ -9,14 +9,21 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from pydantic import SecretStr
 from redis.crc import key_slot
 
-from bot.conversation import ConversationKey
+from bot.conversation import ConversationKey, IncomingMessage
+from bot.engine import Engine, EngineConfig
 from bot.errors import QuotaExceeded
+from bot.llm import ChatClient
 from bot.llm_types import Usage
 from bot.policy import Base, Place, PolicySource
-from bot.usage import QuotaLedger, UsageMeter, read_daily_totals, read_usage
+from bot.settings import Limits
+from bot.store import ConversationStore
+from bot.usage import Governance, QuotaLedger, UsageMeter, read_daily_totals, read_usage
 from bot.usage.meter import DIMENSIONS, usage_key
+from tests.fakes.llm_server import FakeLLM, Reply
+from tests.test_engine import RecordingSink
 
 PRICES = "prices:\n  gpt-5.5: {prompt: 1.25, completion: 10.0, cached: 0.125}\n"
 HERE = Place("slack", "T1", "C1", "U1")
@@ -209,3 +216,42 @@ async def test_without_caps_a_reservation_touches_no_redis(tmp_path: Path) -> No
     await reservation.settle(Usage(prompt_tokens=5))
     assert reservation.model is None
     await dead.aclose()
+
+
+async def test_the_engine_meters_each_finished_answer(
+    fake_llm: FakeLLM, redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    source = policy_source(tmp_path, "prices:\n  gpt-5.5: {prompt: 2.0, completion: 8.0}\n")
+    llm = ChatClient(api_key=SecretStr(fake_llm.api_key or ""), base_url=fake_llm.base_url)
+    engine = Engine(
+        store=ConversationStore(redis_client, Limits()),
+        llm=llm,
+        config=EngineConfig(model="gpt-5.5"),
+        governance=Governance.build(
+            source, redis_client, clock=Clock(datetime(2026, 5, 1, tzinfo=UTC))
+        ),
+    )
+    usage = {
+        "prompt_tokens": 120,
+        "completion_tokens": 30,
+        "prompt_tokens_details": {"cached_tokens": 20},
+        "completion_tokens_details": {"reasoning_tokens": 10},
+    }
+    fake_llm.enqueue(Reply("Hello.", usage=usage))
+    sink = RecordingSink()
+    key = ConversationKey("slack", "T1", "C1", "1700.2")
+    await engine.handle(IncomingMessage(key=key, text="hi", author_id="U7"), sink)
+    await llm.aclose()
+    assert sink.final is not None and sink.final.text == "Hello."
+    today = "2026-05-01"
+    [user] = await read_usage(redis_client, [today], "user")
+    assert (user.key, user.requests, user.prompt_tokens, user.completion_tokens) == (
+        "slack:U7",
+        1,
+        120,
+        30,
+    )
+    assert (user.reasoning_tokens, user.cached_tokens) == (10, 20)
+    assert user.cost_usd == pytest.approx((120 * 2.0 + 30 * 8.0) / 1e6)
+    [model] = await read_usage(redis_client, [today], "model")
+    assert model.key == "gpt-5.5"

@@ -126,4 +126,3 @@ def policy_problem(settings: Settings) -> str | None:
     except PolicyFileError as exc:
         return f"BOT_POLICY_FILE is not valid:\n{exc}\n"
     return None
-

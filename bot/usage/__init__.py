@@ -5,11 +5,13 @@
 it after; `read_usage` reads the counters back for `parley usage` and the admin page.
 """
 
+from bot.usage.governance import Governance
 from bot.usage.meter import UsageMeter
 from bot.usage.quota import QuotaLedger, Reservation
 from bot.usage.report import UsageRow, read_daily_totals, read_usage
 
 __all__ = [
+    "Governance",
     "QuotaLedger",
     "Reservation",
     "UsageMeter",

@@ -94,9 +94,7 @@ class UsageMeter:
         self._prefix = prefix
         self._script = redis.register_script(_RECORD)
 
-    async def record(
-        self, key: ConversationKey, author_id: str, model: str, usage: Usage
-    ) -> None:
+    async def record(self, key: ConversationKey, author_id: str, model: str, usage: Usage) -> None:
         """Count one answer. A Redis failure is logged, never raised: the answer stands."""
         day = day_of(self._clock())
         ids = dimension_ids(key, author_id, model)
