@@ -45,6 +45,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.policy_denied = Counter(
+            "parley_policy_denied",
+            "Messages the policy did not allow, by the layer that said no",
+            ["reason"],
+            registry=r,
+        )
         self.in_flight = Gauge("parley_answers_in_flight", "Answers being written", registry=r)
 
     def render(self) -> bytes:

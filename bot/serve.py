@@ -15,6 +15,7 @@ import sys
 from aiohttp import web
 
 from adapters import build_platforms
+from bot.admin import mount_admin
 from bot.engine import Engine, EngineConfig
 from bot.llm import ChatClient
 from bot.metrics import Metrics
@@ -79,6 +80,13 @@ class Service:
         )
         for platform in self.platforms:
             platform.mount(self.app)
+        mount_admin(
+            self.app,
+            settings.admin_token,
+            self.engine.governance,
+            self.engine.store.redis,
+            self.metrics,
+        )
         self._runner: web.AppRunner | None = None
         self.port = settings.port
 

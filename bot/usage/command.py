@@ -6,6 +6,7 @@ import sys
 from datetime import date, timedelta
 from typing import TextIO
 
+from bot.errors import StoreUnavailable
 from bot.settings import Settings
 from bot.store import ConversationStore
 from bot.usage.clock import Clock, days_between, utc_now
@@ -49,6 +50,9 @@ async def usage_command(
     store = ConversationStore.from_settings(settings)
     try:
         rows = await read_usage(store.redis, report_days(day, since, clock().date()), by)
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"parley usage: Redis at REDIS_URL can't be read: {exc.__cause__}\n")
+        return 1
     finally:
         await store.aclose()
     if output == "json":

@@ -121,6 +121,7 @@ class QuotaLedger:
         clock: Clock = utc_now,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
+        self._redis = redis
         self._policy = policy
         self._clock = clock
         self._prefix = prefix
@@ -134,7 +135,7 @@ class QuotaLedger:
         return [
             _Cap(scope, f"{tag}:{scope}:{place.scoped(scope)}", limits[scope])
             for scope in SCOPES
-            if limits[scope] and (scope != "channel" or place.channel)
+            if limits[scope] and getattr(place, scope)
         ]
 
     async def reserve(self, place: Place, estimate: int) -> Reservation:
@@ -164,6 +165,16 @@ class QuotaLedger:
                 reservation.model = rule.downgrade_model
                 reservation.note = _downgrade_note(fullest.scope, fraction, rule.downgrade_model)
         return reservation
+
+    async def headroom(self, place: Place) -> list[tuple[str, int, int]]:
+        """(scope, used, cap) for each capped scope at `place` in the current quota day."""
+        rule = self._policy.effective(place).quota
+        caps = self.caps(place, rule, self._clock()) if rule.capped else []
+        if not caps:
+            return []
+        with _unavailable("read"):
+            used = await self._redis.mget([cap.key for cap in caps])
+        return [(cap.scope, int(u or 0), cap.limit) for cap, u in zip(caps, used, strict=True)]
 
     async def adjust(self, keys: list[str], delta: int) -> None:
         if not delta:

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
+from bot.errors import StoreUnavailable
 from bot.store import DEFAULT_PREFIX
 from bot.usage.meter import COLUMNS, FIELD_SEPARATOR, usage_key
 
@@ -75,7 +77,10 @@ async def _read_days(
     pipe = redis.pipeline(transaction=False)
     for day in days:
         pipe.hgetall(usage_key(prefix, day, by))
-    result: list[dict[bytes | str, bytes | str]] = await pipe.execute()
+    try:
+        result: list[dict[bytes | str, bytes | str]] = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"Redis usage read failed: {exc}") from exc
     return result
 
 
