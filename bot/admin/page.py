@@ -19,7 +19,8 @@ label{display:flex;flex-direction:column;font-size:.85rem}
 input,select,button{font-size:1rem;padding:4px 6px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{padding:4px 8px;border-bottom:1px solid #8884;text-align:right;white-space:nowrap}
+th,td{padding:4px 6px;border-bottom:1px solid #8884;text-align:right}
+td{overflow-wrap:break-word}td:first-child{overflow-wrap:anywhere}th{white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
 .chart{width:100%;height:auto;max-height:260px}
 .bar{fill:#3b82f6}.grid{stroke:#8886;stroke-width:1}.axis{font-size:11px;fill:currentColor}
@@ -50,6 +51,7 @@ def _document(title: str, body: str) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        '<link rel="icon" href="data:,">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head>"
         f"<body>{body}</body></html>"
     )
