@@ -74,7 +74,9 @@ async def test_without_admin_token_there_is_no_admin_route(
     app = web.Application()
     governance = Governance.build(PolicySource(None, Base()), redis_client)
     mount_admin(app, None, governance, redis_client, Metrics())
+    mount_admin(app, SecretStr(""), governance, redis_client, Metrics())
     async with TestClient(TestServer(app)) as client:
+        assert (await client.get("/admin", headers={"Authorization": "Bearer "})).status == 404
         assert (await client.get("/admin", headers=BEARER)).status == 404
         assert (await client.get("/admin/usage.json", headers=BEARER)).status == 404
 

@@ -201,7 +201,10 @@ def mount_admin(
     redis: aioredis.Redis,
     metrics: Metrics,
 ) -> None:
-    """Add the admin routes to `app` when `ADMIN_TOKEN` is set; otherwise nothing."""
-    if token is None or governance is None:
+    """Add the admin routes to `app` when `ADMIN_TOKEN` is set; otherwise nothing.
+
+    An empty token (`ADMIN_TOKEN=` in `.env`) counts as unset: it would let anyone in.
+    """
+    if token is None or not token.get_secret_value() or governance is None:
         return
     AdminSite(AdminAuth(token), governance, redis, metrics).mount(app)
