@@ -22,6 +22,8 @@ from bot.conversation import ConversationKey
 from bot.llm_types import Usage
 from bot.metrics import Metrics
 from bot.policy import Base, Place, PolicySource
+from bot.serve import Service
+from bot.settings import Settings
 from bot.usage import Governance
 
 TOKEN = "s3cret-admin-token"
@@ -149,3 +151,20 @@ async def test_usage_json_and_csv(client: TestClient) -> None:
     ]
     bad = await client.get("/admin/usage.json?by=planet", headers=BEARER)
     assert bad.status == 400
+
+
+@pytest.mark.parametrize("token", [TOKEN, None])
+async def test_parley_serve_mounts_the_page_only_with_admin_token(
+    redis_url: str, token: str | None
+) -> None:
+    service = Service(
+        Settings(redis_url=redis_url, admin_token=token, evolink_base_url="http://127.0.0.1:9")
+    )
+    try:
+        async with TestClient(TestServer(service.app)) as client:
+            response = await client.get("/admin", headers=BEARER)
+            assert response.status == (200 if token else 404)
+            assert (await client.get("/healthz")).status == 200
+    finally:
+        await service.engine.llm.aclose()
+        await service.engine.store.aclose()
