@@ -142,6 +142,10 @@ class PolicyFileError(ParleyError):
         )
 
 
+# Whose daily cap a quota scope is, as a user reads it.
+QUOTA_OWNERS = {"user": "your", "channel": "this channel's", "workspace": "this workspace's"}
+
+
 class QuotaExceeded(ParleyError):
     """A daily cap (`scope` is user, channel or workspace) is used up until `resets_at`."""
 
@@ -157,12 +161,12 @@ class QuotaExceeded(ParleyError):
 
     @property
     def user_message(self) -> str:
-        whose = {"user": "Your", "channel": "This channel's", "workspace": "This workspace's"}
         left = max(int((self.resets_at - self.now).total_seconds()), 60)
         hours, minutes = divmod(left // 60, 60)
         wait = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+        whose = QUOTA_OWNERS[self.scope].capitalize()
         return (
-            f"{whose.get(self.scope, 'The')} daily limit of {self.cap:,} tokens is used up "
+            f"{whose} daily limit of {self.cap:,} tokens is used up "
             f"({self.used:,} used today). It resets at {self.resets_at:%H:%M} UTC, in {wait}."
         )
 

@@ -30,7 +30,7 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.errors import QuotaExceeded, StoreUnavailable
+from bot.errors import QUOTA_OWNERS, QuotaExceeded, StoreUnavailable
 from bot.llm_types import Usage
 from bot.policy import Place, PolicySource, QuotaRule
 from bot.store import DEFAULT_PREFIX
@@ -184,8 +184,7 @@ class QuotaLedger:
 
 
 def _downgrade_note(scope: str, fraction: float, model: str) -> str:
-    whose = {"user": "your", "channel": "this channel's", "workspace": "this workspace's"}[scope]
-    return f"Answered by {model}: {whose} daily token limit is {fraction:.0%} used."
+    return f"Answered by {model}: {QUOTA_OWNERS[scope]} daily token limit is {fraction:.0%} used."
 
 
 @contextmanager
