@@ -255,3 +255,32 @@ async def test_the_engine_meters_each_finished_answer(
     assert user.cost_usd == pytest.approx((120 * 2.0 + 30 * 8.0) / 1e6)
     [model] = await read_usage(redis_client, [today], "model")
     assert model.key == "gpt-5.5"
+
+
+async def test_a_user_sees_their_own_use_today_and_their_caps(
+    redis_client: aioredis.Redis, tmp_path: Path
+) -> None:
+    source = policy_source(
+        tmp_path,
+        "default: {quota: {user_tokens_per_day: 5000, reset_hour_utc: 4}}\n"
+        'channels: {"slack:C1": {quota: {channel_tokens_per_day: 90000}}}\n',
+    )
+    governance = Governance.build(
+        source, redis_client, clock=Clock(datetime(2026, 11, 30, 12, tzinfo=UTC))
+    )
+    key = ConversationKey("slack", "T1", "C1", "t")
+    for prompt in (1000, 234):
+        turn = await governance.ledger.reserve(HERE, 10)
+        used = Usage(prompt_tokens=prompt, completion_tokens=100)
+        await turn.settle(used)
+        await governance.meter.record(key, "U1", "gpt-5.5", used)
+    assert await governance.own_usage(HERE) == (
+        "Today (UTC) you used 1,434 tokens in 2 answers. "
+        "Your daily cap: 5,000 tokens, 3,566 left. "
+        "This channel's daily cap: 90,000 tokens, 88,566 left. Caps reset at 04:00 UTC."
+    )
+    newcomer = Place("slack", "T1", "C2", "U9", is_dm=True)
+    assert await governance.own_usage(newcomer) == (
+        "Today (UTC) you used 0 tokens in 0 answers. "
+        "Your daily cap: 5,000 tokens, 5,000 left. Caps reset at 04:00 UTC."
+    )

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from bot.policy import PolicySource
+from bot.errors import QUOTA_OWNERS
+from bot.policy import Place, PolicySource
 from bot.settings import Settings
-from bot.usage.clock import Clock, utc_now
+from bot.usage.clock import Clock, day_of, quota_window, utc_now
 from bot.usage.meter import UsageMeter
 from bot.usage.quota import QuotaLedger
+from bot.usage.report import read_one
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,25 @@ class Governance:
             meter=UsageMeter(redis, lambda: policy.policy.prices, clock=clock),
             ledger=QuotaLedger(redis, policy, clock=clock),
         )
+
+    async def own_usage(self, place: Place) -> str:
+        """What a user's `/parley usage` (Discord `/usage`) shows them: today and their cap."""
+        now = self.meter.clock()
+        row = await read_one(self.meter.redis, day_of(now), "user", place.scoped("user"))
+        text = (
+            f"Today (UTC) you used {row.tokens:,} tokens in {row.requests:,} "
+            f"answer{'s' if row.requests != 1 else ''}."
+        )
+        for scope, used, cap in await self.ledger.headroom(place):
+            left = max(cap - used, 0)
+            text += (
+                f" {QUOTA_OWNERS[scope].capitalize()} daily cap: {cap:,} tokens, {left:,} left."
+            )
+        rule = self.policy.effective(place).quota
+        if rule.capped:
+            _, resets_at = quota_window(now, rule.reset_hour_utc)
+            text += f" Caps reset at {resets_at:%H:%M} UTC."
+        return text
 
     @classmethod
     def from_settings(cls, settings: Settings, redis: aioredis.Redis) -> Governance:

@@ -88,15 +88,15 @@ class UsageMeter:
         clock: Clock = utc_now,
         prefix: str = DEFAULT_PREFIX,
     ) -> None:
-        self._redis = redis
+        self.redis = redis
+        self.clock = clock
         self._prices = prices
-        self._clock = clock
         self._prefix = prefix
         self._script = redis.register_script(_RECORD)
 
     async def record(self, key: ConversationKey, author_id: str, model: str, usage: Usage) -> None:
         """Count one answer. A Redis failure is logged, never raised: the answer stands."""
-        day = day_of(self._clock())
+        day = day_of(self.clock())
         ids = dimension_ids(key, author_id, model)
         amounts = {
             "requests": 1,

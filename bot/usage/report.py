@@ -56,6 +56,23 @@ async def read_usage(
     return sorted(rows.values(), key=lambda r: (-r.cost_usd, -r.tokens, r.key))
 
 
+async def read_one(
+    redis: aioredis.Redis, day: str, by: str, ident: str, *, prefix: str = DEFAULT_PREFIX
+) -> UsageRow:
+    """One user's (channel's, ...) counters of one day, without reading anyone else's."""
+    try:
+        values = await redis.hmget(
+            usage_key(prefix, day, by), [f"{ident}{FIELD_SEPARATOR}{c}" for c in COLUMNS]
+        )
+    except (RedisError, OSError) as exc:
+        raise StoreUnavailable(f"Redis usage read failed: {exc}") from exc
+    row = UsageRow(ident)
+    for column, value in zip(COLUMNS, values, strict=True):
+        if value is not None:
+            row.add(column, value)
+    return row
+
+
 async def read_daily_totals(
     redis: aioredis.Redis, days: Sequence[str], *, prefix: str = DEFAULT_PREFIX
 ) -> list[UsageRow]:
