@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from redis.crc import key_slot
 
@@ -284,3 +287,37 @@ async def test_a_user_sees_their_own_use_today_and_their_caps(
         "Today (UTC) you used 0 tokens in 0 answers. "
         "Your daily cap: 5,000 tokens, 5,000 left. Caps reset at 04:00 UTC."
     )
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    cap=st.integers(1, 5000),
+    already=st.integers(0, 6000),
+    amounts=st.lists(st.integers(1, 3000), min_size=1, max_size=12),
+)
+async def test_concurrent_reservations_never_pass_a_cap_by_more_than_one(
+    redis_client: aioredis.Redis, tmp_path: Path, cap: int, already: int, amounts: list[int]
+) -> None:
+    prefix = f"parley-prop:{uuid.uuid4().hex}:"
+    source = policy_source(tmp_path, f"default: {{quota: {{user_tokens_per_day: {cap}}}}}")
+    ledger = QuotaLedger(redis_client, source, prefix=prefix)
+    if already:
+        await (await ledger.reserve(HERE, already)).settle(Usage(prompt_tokens=already))
+
+    async def attempt(amount: int) -> int:
+        try:
+            await ledger.reserve(HERE, amount)
+        except QuotaExceeded as exc:
+            assert exc.used >= cap
+            return 0
+        return amount
+
+    admitted = [a for a in await asyncio.gather(*map(attempt, amounts)) if a]
+    [counter] = [k async for k in redis_client.scan_iter(f"{prefix}quota:*")]
+    total = int(await redis_client.get(counter))
+    assert total == already + sum(admitted)
+    if admitted:
+        assert total < cap + max(admitted)  # past the cap by one turn's reservation at most
+    await redis_client.delete(counter)

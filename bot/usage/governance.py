@@ -1,5 +1,9 @@
 """The policy, the usage meter and the quota ledger of one process, built together.
 
+The intake's policy step calls `check_access`, `persona` and `reserve` (then
+`Reservation.settle` with the answer's usage, or `release` when no model was called);
+the engine calls `meter.record` when an answer is finished.
+
 They share the conversation store's Redis client (one pool per process) and the live
 policy (prices for the meter, caps for the ledger).
 """
@@ -11,11 +15,11 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from bot.errors import QUOTA_OWNERS
-from bot.policy import Place, PolicySource
+from bot.policy import Decision, Persona, Place, PolicySource
 from bot.settings import Settings
 from bot.usage.clock import Clock, day_of, quota_window, utc_now
 from bot.usage.meter import UsageMeter
-from bot.usage.quota import QuotaLedger
+from bot.usage.quota import QuotaLedger, Reservation
 from bot.usage.report import read_one
 
 
@@ -34,6 +38,18 @@ class Governance:
             meter=UsageMeter(redis, lambda: policy.policy.prices, clock=clock),
             ledger=QuotaLedger(redis, policy, clock=clock),
         )
+
+    def check_access(self, place: Place) -> Decision:
+        """Whether `place` may use the bot (before any model call)."""
+        return self.policy.check_access(place)
+
+    def persona(self, place: Place) -> Persona:
+        """The model, system prompt, generation parameters and tools for `place`."""
+        return self.policy.persona(place)
+
+    async def reserve(self, place: Place, estimate: int) -> Reservation:
+        """Hold a turn's estimated tokens against the caps; raises `QuotaExceeded`."""
+        return await self.ledger.reserve(place, estimate)
 
     async def own_usage(self, place: Place) -> str:
         """What a user's `/parley usage` (Discord `/usage`) shows them: today and their cap."""
