@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from bench.stats import percentile
 from bot.conversation import ConversationKey
 from bot.llm_types import Usage
+from bot.metrics import Metrics
 from bot.policy import Base, Place, PolicySource
 from bot.usage import Governance
 
@@ -66,7 +67,7 @@ async def run(turns: int, redis_url: str) -> None:
     path.write_text(policy_text())
     source = PolicySource(path, Base())
     source.load()
-    governance = Governance.build(source, redis)
+    governance = Governance.build(source, redis, Metrics())
     rng = random.Random(10)
     times: dict[str, list[float]] = {"policy": [], "reserve": [], "settle": [], "meter": []}
     usage = Usage(prompt_tokens=1200, completion_tokens=300, cached_tokens=200)

@@ -63,7 +63,7 @@ def build_engine(settings: Settings, metrics: Metrics) -> Engine:
         ),
         config=EngineConfig.from_settings(settings),
         metrics=metrics,
-        governance=Governance.from_settings(settings, store.redis),
+        governance=Governance.from_settings(settings, store.redis, metrics),
     )
 
 

@@ -45,15 +45,24 @@ async def build_site(
     path.write_text(POLICY)
     source = PolicySource(path, Base())
     source.load()
-    governance = Governance.build(source, redis, clock=lambda: NOW)
+    metrics = metrics or Metrics()
+    governance = Governance.build(source, redis, metrics, clock=lambda: NOW)
     key = ConversationKey("slack", "T1", "C1", "t")
     for day, user, prompt in [(28, "U1", 3000), (30, "U1", 1000), (30, "<script>x</script>", 10)]:
         moment = datetime(2026, 11, day, 9, tzinfo=UTC)
-        meter = Governance.build(source, redis, clock=lambda m=moment: m).meter
+        meter = Governance.build(source, redis, metrics, clock=lambda m=moment: m).meter
         await meter.record(key, user, "gpt-5.5", Usage(prompt_tokens=prompt, completion_tokens=100))
+    for user, rating in [("U1", "up"), ("U2", "up"), ("U3", "down")]:
+        await governance.feedback.rate(
+            answer_id="1700.1",
+            place=Place("slack", "T1", "C1", user),
+            model="gpt-5.5",
+            persona="channels:slack:C1",
+            rating=rating,
+            comment="Too <b>long</b>" if rating == "down" else "",
+        )
     reservation = await governance.ledger.reserve(Place("slack", "T1", "C1", "U1"), 100)
     await reservation.settle(Usage(prompt_tokens=2500))
-    metrics = metrics or Metrics()
     metrics.turns.labels("slack", "answered").inc(3)
     metrics.errors.labels("rate_limit").inc()
     return AdminSite(AdminAuth(SecretStr(TOKEN)), governance, redis, metrics, clock=lambda: NOW)
@@ -74,7 +83,7 @@ async def test_without_admin_token_there_is_no_admin_route(
     redis_client: aioredis.Redis,
 ) -> None:
     app = web.Application()
-    governance = Governance.build(PolicySource(None, Base()), redis_client)
+    governance = Governance.build(PolicySource(None, Base()), redis_client, Metrics())
     mount_admin(app, None, governance, redis_client, Metrics())
     mount_admin(app, SecretStr(""), governance, redis_client, Metrics())
     async with TestClient(TestServer(app)) as client:
@@ -127,6 +136,9 @@ async def test_the_page_shows_charts_top_lists_headroom_outcomes_and_policy(
     assert "default → channels:slack:C1" in html
     assert "You are the &lt;support&gt; desk." in html
     assert "<td>tools</td><td>current_time</td>" in html
+    assert "<td>gpt-5.5</td><td>2</td><td>1</td>" in html  # feedback by model
+    assert "<td>channels:slack:C1</td><td>2</td><td>1</td>" in html  # and by persona
+    assert "· down · slack:C1 · gpt-5.5</span><br>Too &lt;b&gt;long&lt;/b&gt;</li>" in html
 
 
 async def test_bad_input_on_the_page_is_reported_not_fatal(client: TestClient) -> None:

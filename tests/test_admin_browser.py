@@ -35,7 +35,9 @@ async def admin_url(redis_client: aioredis.Redis, tmp_path: Path) -> AsyncIterat
     # Two weeks of traffic, so the charts have something to show.
     for day in range(17, 31):
         moment = datetime(2026, 11, day, 10, tzinfo=UTC)
-        meter = Governance.build(site.governance.policy, redis_client, clock=lambda m=moment: m)
+        meter = Governance.build(
+            site.governance.policy, redis_client, metrics, clock=lambda m=moment: m
+        )
         for n in range(day % 5 + 1):
             key = ConversationKey("slack", "T1", f"C{n % 3}", "t")
             usage = Usage(prompt_tokens=20_000 * (n + 1) + day * 900, completion_tokens=3_000 * n)

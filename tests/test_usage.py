@@ -20,6 +20,7 @@ from bot.engine import Engine, EngineConfig
 from bot.errors import QuotaExceeded
 from bot.llm import ChatClient
 from bot.llm_types import Usage
+from bot.metrics import Metrics
 from bot.policy import Base, Place, PolicySource
 from bot.settings import Limits
 from bot.store import ConversationStore
@@ -231,7 +232,7 @@ async def test_the_engine_meters_each_finished_answer(
         llm=llm,
         config=EngineConfig(model="gpt-5.5"),
         governance=Governance.build(
-            source, redis_client, clock=Clock(datetime(2026, 5, 1, tzinfo=UTC))
+            source, redis_client, Metrics(), clock=Clock(datetime(2026, 5, 1, tzinfo=UTC))
         ),
     )
     usage = {
@@ -269,7 +270,7 @@ async def test_a_user_sees_their_own_use_today_and_their_caps(
         'channels: {"slack:C1": {quota: {channel_tokens_per_day: 90000}}}\n',
     )
     governance = Governance.build(
-        source, redis_client, clock=Clock(datetime(2026, 11, 30, 12, tzinfo=UTC))
+        source, redis_client, Metrics(), clock=Clock(datetime(2026, 11, 30, 12, tzinfo=UTC))
     )
     key = ConversationKey("slack", "T1", "C1", "t")
     for prompt in (1000, 234):

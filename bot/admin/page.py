@@ -9,11 +9,12 @@ from html import escape
 from bot.admin.chart import bar_chart
 from bot.policy import Effective
 from bot.usage import UsageRow
+from bot.usage.feedback import FeedbackCounts
 
 STYLE = """
 :root{color-scheme:light dark;font-family:system-ui,sans-serif}
 body{margin:0 auto;max-width:980px;padding:12px;line-height:1.4}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}h3{font-size:.95rem}
 form.inline{display:flex;flex-wrap:wrap;gap:8px;align-items:end}
 label{display:flex;flex-direction:column;font-size:.85rem}
 input,select,button{font-size:1rem;padding:4px 6px}
@@ -26,6 +27,7 @@ th:first-child,td:first-child{text-align:left}
 .bar{fill:#3b82f6}.grid{stroke:#8886;stroke-width:1}.axis{font-size:11px;fill:currentColor}
 .grid-2{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:12px}
 .muted{opacity:.7;font-size:.85rem}.error{color:#dc2626}
+.comments{padding-left:1.2rem}.comments li{margin-bottom:.5rem;overflow-wrap:anywhere}
 pre{white-space:pre-wrap;word-break:break-word;font-size:.85rem}
 """
 
@@ -41,6 +43,7 @@ class Overview:
     headroom: list[tuple[str, str, int, int]]  # (place, scope, used, cap)
     outcomes: list[tuple[tuple[str, ...], float]]  # ((platform, outcome), count)
     errors: list[tuple[tuple[str, ...], float]]  # ((type,), count)
+    feedback: FeedbackCounts = field(default_factory=FeedbackCounts)
     lookup: str = ""
     lookup_as: str = "channel"
     effective: Effective | None = None
@@ -128,6 +131,29 @@ def _effective(overview: Overview) -> str:
     )
 
 
+def _feedback(counts: FeedbackCounts) -> str:
+    tables = "".join(
+        f"<section><h3>By {kind}</h3>"
+        + _table(
+            [kind, "up", "down"],
+            [(label, f"{up:,}", f"{down:,}") for label, up, down in counts.rows(kind)],
+        )
+        + "</section>"
+        for kind in ("model", "persona")
+    )
+    comments = "".join(
+        f'<li><span class="muted">{escape(c["at"][:16].replace("T", " "))} · '
+        f"{escape(c['rating'])} · {escape(c['channel'])} · {escape(c['model'])}</span><br>"
+        f"{escape(c['comment'])}</li>"
+        for c in counts.comments
+    )
+    return (
+        f'<section><h2>Feedback</h2><div class="grid-2">{tables}</div>'
+        f"<h3>What went wrong (newest first)</h3>"
+        f'<ul class="comments">{comments or "<li class=muted>nothing yet</li>"}</ul></section>'
+    )
+
+
 def admin_page(overview: Overview) -> str:
     days = [(row.key, float(row.tokens)) for row in overview.daily]
     costs = [(row.key, row.cost_usd) for row in overview.daily]
@@ -186,6 +212,7 @@ def admin_page(overview: Overview) -> str:
         "</section><section><h2>Errors (this replica)</h2>",
         _table(["type", "count"], [(*labels, f"{c:,.0f}") for labels, c in overview.errors]),
         "</section></div>",
+        _feedback(overview.feedback),
         "<section><h2>Effective policy</h2>",
         lookup_form,
         _effective(overview),

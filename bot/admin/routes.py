@@ -4,7 +4,8 @@ Mounted only when `ADMIN_TOKEN` is set (otherwise the paths don't exist). Everyt
 behind it needs the token (see `bot.admin.auth`).
 
     GET  /admin              the page: usage charts, top users/channels/models, quota
-                             headroom, answer outcomes and errors, effective policy lookup
+                             headroom, answer outcomes and errors, feedback, effective
+                             policy lookup
     POST /admin/login        the sign-in form; sets the cookie and goes back to /admin
     GET  /admin/usage.json   ?since=&until=&by=  rows as in `parley usage --json`
     GET  /admin/usage.csv    the same as CSV
@@ -69,6 +70,7 @@ class AdminSite:
                 headroom=await self._headroom(),
                 outcomes=_counts(self.metrics.turns, ("platform", "outcome")),
                 errors=_counts(self.metrics.errors, ("type",)),
+                feedback=await self.governance.feedback.read(days),
                 problems=problems,
             )
         except StoreUnavailable as exc:

@@ -74,8 +74,13 @@ class QuotaRule:
 
 @dataclass(frozen=True, slots=True)
 class Persona:
-    """What a request to the model carries at a place."""
+    """What a request to the model carries at a place.
 
+    `name` says where the system prompt comes from ("channels:slack:C1", "default", or
+    "settings"): the persona that feedback and reports are grouped by.
+    """
+
+    name: str
     model: str
     system_prompt: str
     generation: GenerationParams
@@ -180,7 +185,10 @@ class Policy:
         merged: dict[str, Any] = {}
         quota: dict[str, Any] = {}
         denied_by: str | None = None
-        for reason, _, layer in layers:
+        persona_name = "settings"
+        for reason, label, layer in layers:
+            if layer.system_prompt is not None:
+                persona_name = label
             for name, value in layer:
                 if value is None:
                     continue
@@ -192,18 +200,19 @@ class Policy:
                     denied_by = None if value else reason
         return Effective(
             decision=Decision(allowed=denied_by is None, reason=denied_by),
-            persona=self._persona(merged),
+            persona=self._persona(persona_name, merged),
             quota=_quota_rule(Quota(**quota)),
             layers=tuple(label for _, label, _ in layers),
         )
 
-    def _persona(self, merged: dict[str, Any]) -> Persona:
+    def _persona(self, name: str, merged: dict[str, Any]) -> Persona:
         base = self.base
         generation = {
             name: merged.get(name, getattr(base.generation, name)) for name in _GENERATION_FIELDS
         }
         tools = merged.get("tools", [ALL_TOOLS] if base.tools else [])
         return Persona(
+            name=name,
             model=merged.get("model", base.model),
             system_prompt=merged.get("system_prompt", base.system_prompt),
             generation=GenerationParams(**generation),

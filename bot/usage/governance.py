@@ -1,8 +1,9 @@
-"""The policy, the usage meter and the quota ledger of one process, built together.
+"""The policy, usage meter, quota ledger and feedback book of one process, built together.
 
 The intake's policy step calls `check_access`, `persona` and `reserve` (then
 `Reservation.settle` with the answer's usage, or `release` when no model was called);
-the engine calls `meter.record` when an answer is finished.
+the engine calls `meter.record` when an answer is finished; adapters call
+`feedback.rate` when someone presses 👍 or 👎.
 
 They share the conversation store's Redis client (one pool per process) and the live
 policy (prices for the meter, caps for the ledger).
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from bot.errors import QUOTA_OWNERS
+from bot.metrics import Metrics
 from bot.policy import Decision, Persona, Place, PolicySource
 from bot.settings import Settings
 from bot.usage.clock import Clock, day_of, quota_window, utc_now
+from bot.usage.feedback import FeedbackBook
 from bot.usage.meter import UsageMeter
 from bot.usage.quota import QuotaLedger, Reservation
 from bot.usage.report import read_one
@@ -28,15 +31,22 @@ class Governance:
     policy: PolicySource
     meter: UsageMeter
     ledger: QuotaLedger
+    feedback: FeedbackBook
 
     @classmethod
     def build(
-        cls, policy: PolicySource, redis: aioredis.Redis, *, clock: Clock = utc_now
+        cls,
+        policy: PolicySource,
+        redis: aioredis.Redis,
+        metrics: Metrics,
+        *,
+        clock: Clock = utc_now,
     ) -> Governance:
         return cls(
             policy=policy,
             meter=UsageMeter(redis, lambda: policy.policy.prices, clock=clock),
             ledger=QuotaLedger(redis, policy, clock=clock),
+            feedback=FeedbackBook(redis, metrics, clock=clock),
         )
 
     def check_access(self, place: Place) -> Decision:
@@ -61,9 +71,7 @@ class Governance:
         )
         for scope, used, cap in await self.ledger.headroom(place):
             left = max(cap - used, 0)
-            text += (
-                f" {QUOTA_OWNERS[scope].capitalize()} daily cap: {cap:,} tokens, {left:,} left."
-            )
+            text += f" {QUOTA_OWNERS[scope].capitalize()} daily cap: {cap:,} tokens, {left:,} left."
         rule = self.policy.effective(place).quota
         if rule.capped:
             _, resets_at = quota_window(now, rule.reset_hour_utc)
@@ -71,6 +79,8 @@ class Governance:
         return text
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: aioredis.Redis) -> Governance:
+    def from_settings(
+        cls, settings: Settings, redis: aioredis.Redis, metrics: Metrics
+    ) -> Governance:
         """Raises `PolicyFileError` when `BOT_POLICY_FILE` is bad."""
-        return cls.build(PolicySource.from_settings(settings), redis)
+        return cls.build(PolicySource.from_settings(settings), redis, metrics)
