@@ -219,6 +219,11 @@ async def test_without_caps_a_reservation_touches_no_redis(tmp_path: Path) -> No
     reservation = await ledger.reserve(HERE, 10**9)
     await reservation.settle(Usage(prompt_tokens=5))
     assert reservation.model is None
+    # Only a workspace cap, and a Discord DM has no workspace: nothing to reserve either.
+    only_workspace = policy_source(tmp_path, "default: {quota: {workspace_tokens_per_day: 9}}")
+    ledger = QuotaLedger(dead, only_workspace)
+    dm = Place("discord", "", "D1", "U1", is_dm=True)
+    assert (await ledger.reserve(dm, 10**9)).amount == 0
     await dead.aclose()
 
 

@@ -27,7 +27,12 @@ _CACHE_SIZE = 4096
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where a message was written and by whom; ids as the platform gives them."""
+    """Where a message was written and by whom; ids as the platform gives them.
+
+    `channel` is the channel a thread belongs to (for a Discord thread, its parent), so a
+    thread gets its channel's layer. `workspace` is "" where there is none (a Discord DM):
+    no workspace layer and no workspace cap apply then.
+    """
 
     platform: str
     workspace: str = ""

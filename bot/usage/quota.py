@@ -128,7 +128,7 @@ class QuotaLedger:
         self._reserve = redis.register_script(_RESERVE)
         self._settle = redis.register_script(_SETTLE)
 
-    def caps(self, place: Place, rule: QuotaRule, now: datetime) -> list[_Cap]:
+    def _caps(self, place: Place, rule: QuotaRule, now: datetime) -> list[_Cap]:
         start, _ = quota_window(now, rule.reset_hour_utc)
         tag = f"{self._prefix}quota:{{{start.date().isoformat()}}}:{start:%H}"
         limits = {"user": rule.user, "channel": rule.channel, "workspace": rule.workspace}
@@ -141,10 +141,10 @@ class QuotaLedger:
     async def reserve(self, place: Place, estimate: int) -> Reservation:
         """Hold `estimate` tokens for a turn at `place`, or raise `QuotaExceeded`."""
         rule = self._policy.effective(place).quota
-        if not rule.capped:
-            return Reservation()
         now = self._clock()
-        caps = self.caps(place, rule, now)
+        caps = self._caps(place, rule, now) if rule.capped else []
+        if not caps:
+            return Reservation()
         keys = [cap.key for cap in caps]
         amount = max(estimate, 1)
         with _unavailable("reserve"):
@@ -169,7 +169,7 @@ class QuotaLedger:
     async def headroom(self, place: Place) -> list[tuple[str, int, int]]:
         """(scope, used, cap) for each capped scope at `place` in the current quota day."""
         rule = self._policy.effective(place).quota
-        caps = self.caps(place, rule, self._clock()) if rule.capped else []
+        caps = self._caps(place, rule, self._clock()) if rule.capped else []
         if not caps:
             return []
         with _unavailable("read"):
