@@ -28,6 +28,8 @@ from bot.usage.report import read_one
 
 @dataclass(frozen=True, slots=True)
 class Governance:
+    """Operators' controls for one process: policy, usage meter, quotas, feedback."""
+
     policy: PolicySource
     meter: UsageMeter
     ledger: QuotaLedger
