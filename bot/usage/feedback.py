@@ -23,14 +23,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from bot.errors import StoreUnavailable
 from bot.metrics import Metrics
 from bot.policy import Place
 from bot.store import DEFAULT_PREFIX
 from bot.usage.clock import DAY, Clock, day_of, utc_now
 from bot.usage.meter import RETENTION_DAYS
+from bot.usage.unavailable import unavailable
 
 RATINGS = ("up", "down")
 MAX_COMMENTS = 200
@@ -139,10 +138,8 @@ class FeedbackBook:
             MAX_COMMENTS - 1,
             *counters,
         ]
-        try:
+        with unavailable("feedback"):
             changed = bool(await self._script(keys=self._keys(day_of(now)), args=args))
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis feedback failed: {exc}") from exc
         if changed:
             self._metrics.feedback.labels(rating, model[:MAX_LABEL_CHARS]).inc()
         return changed
@@ -154,10 +151,8 @@ class FeedbackBook:
             _, counts, notes = self._keys(day)
             pipe.hgetall(counts)
             pipe.lrange(notes, 0, comments - 1)
-        try:
+        with unavailable("feedback read"):
             results = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise StoreUnavailable(f"Redis feedback read failed: {exc}") from exc
         found = FeedbackCounts()
         for counts, notes in zip(results[::2], results[1::2], strict=True):
             for name, value in counts.items():

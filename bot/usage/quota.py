@@ -21,22 +21,17 @@ EVALSHA per turn, far below what one Redis shard serves, and it moves every day.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from bot.errors import QUOTA_OWNERS, QuotaExceeded, StoreUnavailable
+from bot.errors import QUOTA_OWNERS, QuotaExceeded
 from bot.llm_types import Usage
 from bot.policy import Place, PolicySource, QuotaRule
 from bot.store import DEFAULT_PREFIX
 from bot.usage.clock import DAY, Clock, quota_window, utc_now
-
-log = logging.getLogger(__name__)
+from bot.usage.unavailable import unavailable
 
 SCOPES = ("user", "channel", "workspace")
 KEY_TTL = int(2 * DAY.total_seconds())
@@ -147,7 +142,7 @@ class QuotaLedger:
             return Reservation()
         keys = [cap.key for cap in caps]
         amount = max(estimate, 1)
-        with _unavailable("reserve"):
+        with unavailable("quota reserve"):
             result = await self._reserve(
                 keys=keys, args=[amount, KEY_TTL, *(cap.limit for cap in caps)]
             )
@@ -172,25 +167,16 @@ class QuotaLedger:
         caps = self._caps(place, rule, self._clock()) if rule.capped else []
         if not caps:
             return []
-        with _unavailable("read"):
+        with unavailable("quota read"):
             used = await self._redis.mget([cap.key for cap in caps])
         return [(cap.scope, int(u or 0), cap.limit) for cap, u in zip(caps, used, strict=True)]
 
     async def adjust(self, keys: list[str], delta: int) -> None:
         if not delta:
             return
-        with _unavailable("settle"):
+        with unavailable("quota settle"):
             await self._settle(keys=keys, args=[delta])
 
 
 def _downgrade_note(scope: str, fraction: float, model: str) -> str:
     return f"Answered by {model}: {QUOTA_OWNERS[scope]} daily token limit is {fraction:.0%} used."
-
-
-@contextmanager
-def _unavailable(operation: str) -> Iterator[None]:
-    try:
-        yield
-    except (RedisError, OSError) as exc:
-        log.warning("Redis quota %s failed: %r", operation, exc)
-        raise StoreUnavailable(f"Redis quota {operation} failed: {exc}") from exc

@@ -12,11 +12,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
-from bot.errors import StoreUnavailable
 from bot.store import DEFAULT_PREFIX
 from bot.usage.meter import COLUMNS, FIELD_SEPARATOR, usage_key
+from bot.usage.unavailable import unavailable
 
 
 @dataclass(slots=True)
@@ -60,12 +59,10 @@ async def read_one(
     redis: aioredis.Redis, day: str, by: str, ident: str, *, prefix: str = DEFAULT_PREFIX
 ) -> UsageRow:
     """One user's (channel's, ...) counters of one day, without reading anyone else's."""
-    try:
+    with unavailable("usage read"):
         values = await redis.hmget(
             usage_key(prefix, day, by), [f"{ident}{FIELD_SEPARATOR}{c}" for c in COLUMNS]
         )
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis usage read failed: {exc}") from exc
     row = UsageRow(ident)
     for column, value in zip(COLUMNS, values, strict=True):
         if value is not None:
@@ -94,10 +91,8 @@ async def _read_days(
     pipe = redis.pipeline(transaction=False)
     for day in days:
         pipe.hgetall(usage_key(prefix, day, by))
-    try:
+    with unavailable("usage read"):
         result: list[dict[bytes | str, bytes | str]] = await pipe.execute()
-    except (RedisError, OSError) as exc:
-        raise StoreUnavailable(f"Redis usage read failed: {exc}") from exc
     return result
 
 
