@@ -134,3 +134,13 @@ def test_bad_arguments_and_no_redis(
     monkeypatch.setenv("REDIS_URL", "")
     assert main(["usage"]) == 2
     assert "REDIS_URL is not set" in capsys.readouterr().err
+
+
+def test_an_unreachable_redis_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert main(["usage"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("parley usage: Redis at REDIS_URL can't be read:")
+    assert "Traceback" not in err
