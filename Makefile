@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.slack
 	$(BIN)/python -m bench.documents
+	$(BIN)/python -m bench.policy
 
 # Re-pin every dependency (direct and transitive) after changing pyproject.toml.
 lock:

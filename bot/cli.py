@@ -1,4 +1,4 @@
-"""The `parley` command (also `python -m bot`): `parley serve` and `parley chat`."""
+"""The `parley` command (also `python -m bot`): `parley serve`, `parley chat`, `parley usage`."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from pydantic import ValidationError
 
 from bot.redact import Redactor, install_log_redaction
+from bot.policy import policy_problem
 from bot.settings import Settings
+from bot.usage.command import usage_command
+from bot.usage.meter import DIMENSIONS
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,7 +31,24 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument(
         "--new", action="store_true", help="start a fresh conversation instead of continuing"
     )
+    usage = commands.add_parser(
+        "usage", help="print tokens and cost per user, channel, workspace or model"
+    )
+    when = usage.add_mutually_exclusive_group()
+    when.add_argument("--day", type=_day, metavar="YYYY-MM-DD", help="one day (default: today)")
+    when.add_argument("--since", type=_day, metavar="YYYY-MM-DD", help="from this day to today")
+    usage.add_argument("--by", choices=DIMENSIONS, default="user", help="grouping (default: user)")
+    output = usage.add_mutually_exclusive_group()
+    output.add_argument("--json", dest="output", action="store_const", const="json")
+    output.add_argument("--csv", dest="output", action="store_const", const="csv")
     return parser
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day in the form YYYY-MM-DD: {text!r}") from None
 
 
 def _load_settings() -> Settings | None:
@@ -57,10 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = _load_settings()
     if settings is None:
         return 2
-    # The terminal chat keeps the screen for the conversation: warnings only.
+    # The terminal chat and the report keep the screen for themselves: warnings only.
     _configure_logging(
-        settings.log_level, quiet=args.command == "chat", redactor=Redactor.from_settings(settings)
+        settings.log_level,
+        quiet=args.command in ("chat", "usage"),
+        redactor=Redactor.from_settings(settings),
     )
+    if args.command == "usage":
+        return asyncio.run(
+            usage_command(
+                settings, day=args.day, since=args.since, by=args.by, output=args.output or "table"
+            )
+        )
+    problem = policy_problem(settings)
+    if problem:
+        sys.stderr.write(f"parley {args.command}: {problem}")
+        return 2
     try:
         if args.command == "serve":
             from bot.serve import serve

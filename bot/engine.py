@@ -56,6 +56,7 @@ from bot.sink import FinalReply, ReplySink
 from bot.store import ConversationStore
 from bot.tokens import estimate_tokens
 from bot.tools import ToolBox
+from bot.usage import Governance
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +178,14 @@ class Engine:
         config: EngineConfig,
         metrics: Metrics | None = None,
         toolbox: ToolBox | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.store = store
         self.llm = llm
         self.config = config
         self.metrics = metrics or Metrics()
         self.toolbox = toolbox or ToolBox()
+        self.governance = governance  # the policy, usage meter and quotas; None: none
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._system_tokens = estimate_tokens(config.system_prompt)
         self.documents = DocumentReader.for_store(store, config.limits)
@@ -256,6 +259,9 @@ class Engine:
             await sink.finish(FinalReply(text, notes, answer.model, answer.usage))
             self.metrics.turns.labels(platform, "answered").inc()
             self.metrics.total_time.observe(time.monotonic() - started)
+            if self.governance is not None:
+                meter = self.governance.meter
+                await meter.record(msg.key, msg.author_id, answer.model, answer.usage)
         except ParleyError as exc:
             self._count_error(platform, exc)
             log.warning("answer in %s failed: %s (%s)", msg.key.id, exc.kind, exc)

@@ -20,6 +20,8 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     ├── StoreUnavailable             Redis can't be reached
     ├── PlatformConfigError          a platform's settings can't work (at start-up)
     ├── BotBusy                      the thread's previous answer is still being written
+    ├── PolicyFileError              BOT_POLICY_FILE can't be used (for the operator)
+    ├── QuotaExceeded                a daily token cap of the policy is reached
     └── LLMError                     the chat-completions API failed
         ├── APIConnectionError       no response (DNS, refused, reset)
         │   └── APITimeoutError      no bytes within the connect / first-token / idle timeout
@@ -40,6 +42,7 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 
@@ -156,6 +159,63 @@ class BotBusy(ParleyError):
         return (
             "I'm still working on an earlier message in this thread. "
             "Please send this again once that answer is done."
+        )
+
+
+class PolicyFileError(ParleyError):
+    """The policy file is missing, unreadable or invalid; `str()` names the line."""
+
+    kind = "policy_file"
+
+    def __init__(self, source: str, line: int | None, problem: str) -> None:
+        self.source = source
+        self.problems: list[tuple[int | None, str]] = [(line, problem)]
+        super().__init__(self._text())
+
+    @classmethod
+    def many(cls, source: str, problems: list[tuple[int | None, str]]) -> PolicyFileError:
+        error = cls(source, *problems[0])
+        error.problems = list(problems)
+        error.args = (error._text(),)
+        return error
+
+    @property
+    def line(self) -> int | None:
+        return self.problems[0][0]
+
+    def _text(self) -> str:
+        return "\n".join(
+            f"{self.source}:{line}: {problem}" if line else f"{self.source}: {problem}"
+            for line, problem in self.problems
+        )
+
+
+# Whose daily cap a quota scope is, as a user reads it.
+QUOTA_OWNERS = {"user": "your", "channel": "this channel's", "workspace": "this workspace's"}
+
+
+class QuotaExceeded(ParleyError):
+    """A daily cap (`scope` is user, channel or workspace) is used up until `resets_at`."""
+
+    kind = "quota_exceeded"
+
+    def __init__(self, scope: str, used: int, cap: int, resets_at: datetime, now: datetime):
+        super().__init__(f"{scope} quota used: {used}/{cap}")
+        self.scope = scope
+        self.used = used
+        self.cap = cap
+        self.resets_at = resets_at
+        self.now = now
+
+    @property
+    def user_message(self) -> str:
+        left = max(int((self.resets_at - self.now).total_seconds()), 60)
+        hours, minutes = divmod(left // 60, 60)
+        wait = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+        whose = QUOTA_OWNERS[self.scope].capitalize()
+        return (
+            f"{whose} daily limit of {self.cap:,} tokens is used up "
+            f"({self.used:,} used today). It resets at {self.resets_at:%H:%M} UTC, in {wait}."
         )
 
 

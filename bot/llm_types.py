@@ -41,7 +41,7 @@ class Usage:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     image_tokens: int = 0
-    estimated: bool = False
+    estimated: bool = False  # counted offline: the server sent no usage
 
     @classmethod
     def from_api(cls, raw: dict[str, Any] | None) -> Usage:

@@ -51,6 +51,18 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.policy_denied = Counter(
+            "parley_policy_denied",
+            "Messages the policy did not allow, by the layer that said no",
+            ["reason"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "parley_feedback",
+            "Ratings people gave answers (a changed vote counts again)",
+            ["rating", "model"],
+            registry=r,
+        )
         self.in_flight = Gauge("parley_answers_in_flight", "Answers being written", registry=r)
 
     def render(self) -> bytes:

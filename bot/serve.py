@@ -14,6 +14,7 @@ import sys
 
 from aiohttp import web
 
+from bot.admin import mount_admin
 from bot.engine import Engine, EngineConfig
 from bot.intake import build_intake
 from bot.llm import ChatClient
@@ -22,6 +23,7 @@ from bot.platform import Platform, configured_platforms
 from bot.server import create_app
 from bot.settings import DEFAULT_BASE_URL, Settings
 from bot.store import ConversationStore
+from bot.usage import Governance
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,9 @@ def config_problem(settings: Settings, command: str) -> str | None:
 
 
 def build_engine(settings: Settings, metrics: Metrics) -> Engine:
+    store = ConversationStore.from_settings(settings)
     return Engine(
-        store=ConversationStore.from_settings(settings),
+        store=store,
         llm=ChatClient.from_settings(
             settings,
             on_retry=lambda reason: metrics.retries.labels(reason).inc(),
@@ -61,6 +64,7 @@ def build_engine(settings: Settings, metrics: Metrics) -> Engine:
         ),
         config=EngineConfig.from_settings(settings),
         metrics=metrics,
+        governance=Governance.from_settings(settings, store.redis, metrics),
     )
 
 
@@ -80,6 +84,13 @@ class Service:
         )
         for platform in self.platforms:
             platform.mount(self.app)
+        mount_admin(
+            self.app,
+            settings.admin_token,
+            self.engine.governance,
+            self.engine.store.redis,
+            self.metrics,
+        )
         self._runner: web.AppRunner | None = None
         self.port = settings.port
 

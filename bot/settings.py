@@ -155,6 +155,11 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     bot_shutdown_grace: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
+    # Operators' page `GET /admin` (absent while unset); bearer token or login form.
+    admin_token: SecretStr | None = None
+
+    # Policy: who may use the bot, persona per place, quotas (a YAML file, re-read on change)
+    bot_policy_file: str | None = None
 
     # Slack
     slack_bot_token: SecretStr | None = None

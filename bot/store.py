@@ -119,6 +119,11 @@ class ConversationStore:
             client = FakeAsyncRedis(server=FakeServer())
         return cls(client, settings.limits())
 
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client, so other Redis-backed parts (usage, quotas) share its pool."""
+        return self._redis
+
     async def add_user_turn(
         self,
         key: ConversationKey,
