@@ -11,8 +11,8 @@ from datetime import date
 
 from pydantic import ValidationError
 
-from bot.redact import Redactor, install_log_redaction
 from bot.policy import policy_problem
+from bot.redact import Redactor, install_log_redaction
 from bot.settings import Settings
 from bot.usage.command import usage_command
 from bot.usage.meter import DIMENSIONS

@@ -7,7 +7,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from tests.discord_harness import discord_bot
+from tests.discord.harness import discord_bot
 from tests.fakes.discord_api import FakeDiscord
 from tests.fakes.documents import pdf, pptx_file
 from tests.fakes.llm_server import Reply
