@@ -39,6 +39,7 @@ from bot.conversation import (
 )
 from bot.errors import (
     BadRequestError,
+    ContentRemoved,
     EmptyAnswer,
     MessageTooLong,
     ParleyError,
@@ -46,10 +47,12 @@ from bot.errors import (
     StreamInterrupted,
     TooManyImages,
 )
-from bot.images import NormalizedImage, normalize_image
+from bot.images import normalize_images
 from bot.llm import ChatClient
 from bot.llm_types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
 from bot.metrics import Metrics
+from bot.pixel_budget import PixelBudget
+from bot.rejected import without_rejected
 from bot.settings import GenerationParams, Limits, Settings
 from bot.sink import FinalReply, ReplySink
 from bot.store import ConversationStore
@@ -175,6 +178,7 @@ class Engine:
         self.toolbox = toolbox or ToolBox()
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._system_tokens = estimate_tokens(config.system_prompt)
+        self._pixels = PixelBudget(config.limits.image_decode_pixels)  # one per process
 
     @property
     def limits(self) -> Limits:
@@ -284,15 +288,16 @@ class Engine:
                 parts.append(text_part(file, limits))
             elif kind is FileKind.OTHER:
                 notes.append(f"Skipped “{file.name}”: I can read images and text files only.")
-        normalized: list[NormalizedImage] = list(
-            await asyncio.gather(*(normalize_image(f, limits) for f in image_files))
-        )
-        parts.extend(ImageRef(img.sha256, img.mime) for img in normalized)
+        batch = await normalize_images(image_files, limits, self._pixels)
+        notes.extend(unreadable.user_message for unreadable in batch.unreadable)
+        parts.extend(ImageRef(img.sha256, img.mime) for img in batch.images)
         parts.extend(ImageURL(url) for url in msg.image_urls)
+        if not parts and batch.unreadable:
+            raise batch.unreadable[0]  # nothing left to answer
         return _Prepared(
             parts=parts,
-            images={img.sha256: img.data for img in normalized},
-            image_names=[img.name for img in normalized],
+            images={img.sha256: img.data for img in batch.images},
+            image_names=[img.name for img in batch.images],
             notes=notes,
         )
 
@@ -314,7 +319,14 @@ class Engine:
                 )
             model = msg.model or history.model or self.config.model
             messages = to_api_messages(self.config.system_prompt, history.turns, history.images)
-            answer = await self._complete(messages, model, prepared, sink, started)
+            try:
+                answer = await self._complete(messages, model, prepared, sink, started)
+            except (BadRequestError, RequestTooLargeError) as exc:
+                kept = without_rejected(turn, exc, self.config.limits.max_input_chars)
+                if kept is None:
+                    raise
+                await self.store.replace_last_turn(key, turn, kept.turn)
+                raise ContentRemoved(exc, kept.removed) from exc
             if answer.text:
                 await self.store.add_turn(key, Turn.text(Role.ASSISTANT, answer.text))
             return answer

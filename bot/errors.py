@@ -8,7 +8,8 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │   ├── MessageTooLong
     │   ├── TooManyImages
     │   ├── ImageTooLarge
-    │   ├── UnsupportedImage
+    │   ├── TooManyPixels            an image too big to decode (bomb guard, pixel budget)
+    │   ├── UnsupportedImage         not an image, or damaged (bot.images)
     │   └── DownloadError            an attachment couldn't be fetched (bot.download)
     ├── StoreUnavailable             Redis can't be reached
     ├── BotBusy                      the thread's previous answer is still being written
@@ -17,6 +18,7 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
         │   └── APITimeoutError      no bytes within the connect / first-token / idle timeout
         ├── StreamInterrupted        the stream broke after text was shown
         ├── EmptyAnswer              the model finished without any text
+        ├── ContentRemoved           the model refused a message's content, now left out
         └── APIStatusError           an HTTP error with the API's error body
             ├── BadRequestError          400
             ├── AuthenticationError      401
@@ -78,6 +80,14 @@ class ImageTooLarge(UserInputError):
         super().__init__(
             f"The image “{name}” is larger than {limit_bytes // (1024 * 1024)} MB. "
             "Please compress or resize it and send it again."
+        )
+
+
+class TooManyPixels(UserInputError):
+    def __init__(self, name: str, width: int, height: int, limit: int) -> None:
+        super().__init__(
+            f"The image “{name}” is {width}x{height} pixels; I can take up to "
+            f"{limit / 1_000_000:g} megapixels. Please resize it and send it again."
         )
 
 
@@ -151,6 +161,24 @@ class EmptyAnswer(LLMError):
     @property
     def user_message(self) -> str:
         return "The model finished without writing an answer. Please try rephrasing."
+
+
+class ContentRemoved(LLMError):
+    """The model refused a message's content (`cause`), and what it refused was left out
+    of the stored thread, so that later messages, which resend the history, still work."""
+
+    def __init__(self, cause: LLMError, removed: str) -> None:
+        super().__init__(f"{cause} ({removed} removed from the history)")
+        self.cause = cause
+        self.kind = cause.kind
+        self.removed = removed
+
+    @property
+    def user_message(self) -> str:
+        return (
+            f"{self.cause.user_message} I removed {self.removed} from this thread, so your "
+            "next message will work; the rest of what you wrote is kept."
+        )
 
 
 class APIStatusError(LLMError):

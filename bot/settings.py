@@ -68,6 +68,9 @@ class Limits:
     max_images: int = 4
     max_image_bytes: int = 10 * 1024 * 1024  # the API's own per-image limit
     max_image_pixels: int = 40_000_000  # decompression-bomb guard
+    # Decoded pixels in memory at once across the process (about 5 bytes each at most);
+    # as large as the biggest image allowed, so every image can be decoded alone.
+    image_decode_pixels: int = 40_000_000
     max_text_file_bytes: int = 100_000
     context_budget: int = 100_000  # estimated tokens of history sent per request
     history_turns: int = 400  # newest turns read before trimming to the budget
@@ -145,6 +148,7 @@ class Settings(BaseSettings):
     bot_context_budget: int = Field(default=Limits.context_budget, ge=1000)
     bot_max_input_chars: int = Field(default=Limits.max_input_chars, ge=1)
     bot_max_images: int = Field(default=Limits.max_images, ge=0)
+    bot_image_decode_pixels: int = Field(default=Limits.image_decode_pixels, ge=1_000_000)
 
     # Server
     port: int = Field(default=3000, ge=1, le=65535)
@@ -198,6 +202,7 @@ class Settings(BaseSettings):
         return Limits(
             max_input_chars=self.bot_max_input_chars,
             max_images=self.bot_max_images,
+            image_decode_pixels=self.bot_image_decode_pixels,
             context_budget=self.bot_context_budget,
             history_ttl=self.bot_history_ttl,
         )
