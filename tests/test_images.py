@@ -9,10 +9,12 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import ExifTags, Image, ImageFile
 
 from bot.conversation import Attachment
-from bot.errors import ImageTooLarge, TooManyPixels, UnsupportedImage
+from bot.errors import ImageTooLarge, TooManyPixels, UnsupportedImage, UserInputError
 from bot.images import LONG_SIDE, SHORT_SIDE, fit, normalize_image, normalize_images
 from bot.pixel_budget import PixelBudget
 from bot.settings import Limits
@@ -266,3 +268,81 @@ async def test_a_cancelled_decode_holds_its_pixels_until_its_thread_ends() -> No
 def test_a_budget_needs_room() -> None:
     with pytest.raises(ValueError):
         PixelBudget(0)
+
+
+@given(st.integers(1, 200_000), st.integers(1, 200_000))
+def test_fit_is_within_bounds_never_larger_and_keeps_the_aspect(width: int, height: int) -> None:
+    fitted = fit(width, height)
+    assert max(fitted) <= LONG_SIDE and min(fitted) <= SHORT_SIDE
+    assert fitted[0] <= width and fitted[1] <= height
+    if max(width, height) <= LONG_SIDE and min(width, height) <= SHORT_SIDE:
+        assert fitted == (width, height)
+    # Each side is rounded by at most half a pixel (or raised to 1).
+    scale = fitted[0] / width if width >= height else fitted[1] / height
+    assert abs(fitted[0] - width * scale) <= 1 and abs(fitted[1] - height * scale) <= 1
+
+
+def _seed_images() -> list[bytes]:
+    seeds = [_noise((40, 30), fmt) for fmt in ("PNG", "JPEG", "BMP", "TIFF", "WEBP")]
+    seeds.append(_image_bytes("GIF", size=(40, 30), mode="P"))
+    seeds.append(_image_bytes("PNG", size=(40, 30), mode="RGBA"))
+    return seeds
+
+
+SEEDS = _seed_images()
+
+
+# Pillow warns about some damage (a corrupt EXIF block) and reads on; so do we.
+@pytest.mark.filterwarnings("ignore::UserWarning:PIL")
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.sampled_from(SEEDS),
+    edits=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=8),
+    cut=st.one_of(st.none(), st.integers(0, 10_000)),
+)
+def test_damaged_images_are_refused_or_normalized_never_crash(
+    seed: bytes, edits: list[tuple[int, int]], cut: int | None
+) -> None:
+    """Whatever bytes arrive, the answer is an image the API takes, within the model's
+    bounds, or a refusal the user can read; and the budget is whole again afterwards."""
+    data = bytearray(seed)
+    for position, value in edits:
+        data[position % len(data)] = value
+    damaged = bytes(data[:cut] if cut is not None else data)
+    budget = PixelBudget(40_000_000)
+    try:
+        image = asyncio.run(normalize_image(Attachment("x", "image/x", damaged), Limits(), budget))
+    except UserInputError as refusal:
+        assert refusal.user_message
+    else:
+        assert image.mime in ("image/png", "image/jpeg", "image/webp")
+        decoded = _decoded(image.data)
+        assert decoded.size == fit(*decoded.size)
+    assert budget.in_use == 0 and budget.waiting == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(1, 10), min_size=1, max_size=12), st.integers(10, 20))
+def test_the_budget_never_overcommits_and_serves_everyone(sizes: list[int], capacity: int) -> None:
+    budget = PixelBudget(capacity)
+    peak = 0
+    lock = threading.Lock()
+    active = 0
+
+    def work() -> int:
+        nonlocal active, peak
+        with lock:
+            active += 1
+        try:
+            assert budget.in_use <= capacity
+            peak = max(peak, budget.in_use)
+            return active
+        finally:
+            with lock:
+                active -= 1
+
+    async def all_of_them() -> list[int]:
+        return await asyncio.gather(*(budget.run(size, work) for size in sizes))
+
+    assert len(asyncio.run(all_of_them())) == len(sizes)
+    assert 0 < peak <= capacity and budget.in_use == 0
