@@ -175,9 +175,12 @@ class ContentRemoved(LLMError):
 
     @property
     def user_message(self) -> str:
+        why = self.cause.user_message.rstrip()
+        if not why.endswith((".", "!", "?")):
+            why += "."  # the API's own words may end without one
         return (
-            f"{self.cause.user_message} I removed {self.removed} from this thread, so your "
-            "next message will work; the rest of what you wrote is kept."
+            f"{why} I removed {self.removed} from this thread, so your next message will "
+            "work; the rest of what you wrote is kept."
         )
 
 
