@@ -10,7 +10,10 @@ Reported: resident memory after start-up, the peak while answering (VmHWM from
 Python itself allocated (tracemalloc; Pillow's pixel buffers are outside it), the wall
 time, and what the model was sent. The target is a peak under 300 MB.
 
-    python -m bench.images [--images 4] [--side 6300]
+    python -m bench.images [--images 4] [--side 6300] [--messages 1]
+
+With `--messages N`, N such messages arrive at once in different threads: the pixel
+budget is the process's, so the peak stays that of one decode at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 
 from fakeredis import FakeAsyncRedis, FakeServer
 
-from bench.engine import fake_model
+from bench import engine as engine_bench
 from bot.conversation import Attachment, ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
 from bot.llm import ChatClient
@@ -52,25 +55,14 @@ image.save(path, format="TIFF", compression="tiff_adobe_deflate")
 
 
 @dataclass
-class Sink:
-    min_update_interval: float = 0.0
+class Sink(engine_bench.Sink):
+    """The engine benchmark's sink, keeping the answer to show what the model was sent."""
+
     final: FinalReply | None = None
-    failed: str | None = None
-
-    async def start(self) -> None:
-        return None
-
-    async def progress(self, status: str) -> None:
-        return None
-
-    async def update(self, text: str) -> None:
-        return None
 
     async def finish(self, reply: FinalReply) -> None:
+        await super().finish(reply)
         self.final = reply
-
-    async def fail(self, message: str) -> None:
-        self.failed = message
 
 
 def _status_mb(field: str) -> float:
@@ -89,8 +81,9 @@ def _make_tiffs(count: int, side: int, folder: Path) -> list[Attachment]:
     return [Attachment(f"scan-{i}.tiff", "image/tiff", data + bytes(i)) for i in range(count)]
 
 
-async def _answer(files: list[Attachment]) -> tuple[Sink, float]:
-    async with fake_model() as base_url:
+async def _answer(files: list[Attachment], messages: int) -> tuple[list[Sink], float]:
+    """`messages` messages with `files` each, at once, in threads of their own."""
+    async with engine_bench.fake_model() as base_url:
         limits = Limits()
         llm = ChatClient(api_key=None, base_url=base_url)
         engine = Engine(
@@ -102,13 +95,22 @@ async def _answer(files: list[Attachment]) -> tuple[Sink, float]:
             await engine.handle(
                 IncomingMessage(ConversationKey("bench", "w", "c", "t"), "warm up"), Sink()
             )
-            sink = Sink()
-            message = IncomingMessage(
-                ConversationKey("bench", "w", "c", "images"), "What do these show?", files=files
-            )
+            sinks = [Sink() for _ in range(messages)]
             started = time.perf_counter()
-            await engine.handle(message, sink)
-            return sink, time.perf_counter() - started
+            await asyncio.gather(
+                *(
+                    engine.handle(
+                        IncomingMessage(
+                            ConversationKey("bench", "w", "c", f"images-{i}"),
+                            "What do these show?",
+                            files=files,
+                        ),
+                        sink,
+                    )
+                    for i, sink in enumerate(sinks)
+                )
+            )
+            return sinks, time.perf_counter() - started
         finally:
             await llm.aclose()
 
@@ -117,20 +119,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
     parser.add_argument("--side", type=int, default=6300)
+    parser.add_argument("--messages", type=int, default=1, help="such messages at once")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         files = _make_tiffs(args.images, args.side, Path(folder))
     size_kb = sum(len(f.data) for f in files) / 1024
     tracemalloc.start()
     start_mb = _status_mb("VmRSS")
-    sink, seconds = asyncio.run(_answer(files))
+    sinks, seconds = asyncio.run(_answer(files, args.messages))
     _, python_peak = tracemalloc.get_traced_memory()
     peak_mb = _status_mb("VmHWM")
     maxrss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    outcome = f"answered: {sink.final.text[:60]!r}" if sink.final else f"failed: {sink.failed!r}"
+    answers = [sink.final.text for sink in sinks if sink.final]
+    failures = {sink.failed for sink in sinks if sink.failed}
+    outcome = f"{len(answers)} of {len(sinks)} answered, e.g. {answers[:1]}; failures: {failures}"
     verdict = "under" if peak_mb < TARGET_MB else "OVER"
     print(
-        f"{args.images} RGBA TIFFs of {args.side}x{args.side} px, {size_kb:,.0f} KB in all\n"
+        f"{args.messages} message(s) at once, each with {args.images} RGBA TIFFs of "
+        f"{args.side}x{args.side} px, {size_kb:,.0f} KB in all\n"
         f"| RSS at start | peak RSS (VmHWM) | ru_maxrss | added | Python peak | time |\n"
         f"| ---: | ---: | ---: | ---: | ---: | ---: |\n"
         f"| {start_mb:.0f} MB | {peak_mb:.0f} MB | {maxrss_mb:.0f} MB "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import ctypes
 from collections.abc import Callable
@@ -17,10 +18,14 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-# glibc keeps what a thread frees in that thread's arena for reuse, so decodes in turn on
-# different worker threads would each keep a decoded image's worth of memory: the peak
-# grows with the number of threads, not with the budget. `malloc_trim` hands it back.
-# Other C libraries (musl) return large blocks by themselves and have no such function.
+# glibc gives each thread a malloc arena of its own and keeps some of what a thread frees
+# there for reuse: decodes spread over many threads would each leave a decoded image's
+# worth behind, and the peak would grow with the threads, not with the budget. So pixel
+# work runs on two threads of its own (both cores of a small machine), and each job ends
+# with `malloc_trim`, which hands freed memory back. Other C libraries (musl) return large
+# blocks by themselves and have no such function.
+DECODE_THREADS = 2
+_WORKERS = concurrent.futures.ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="pixels")
 _malloc_trim: Callable[[int], int] | None = getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
@@ -52,14 +57,16 @@ class PixelBudget:
         return pixels <= self.capacity
 
     async def run(self, pixels: int, work: Callable[[], T]) -> T:
-        """`work()` in a worker thread, holding `pixels` of the budget while it runs.
+        """`work()` on a pixel worker thread, holding `pixels` of the budget while it runs.
 
         The pixels are given back when the thread ends, not when the caller stops
         waiting: a cancelled caller cannot stop the thread, whose memory is still in use.
         """
         await self._acquire(pixels)
         try:
-            thread = asyncio.get_running_loop().run_in_executor(None, _returning_memory, work)
+            thread = asyncio.get_running_loop().run_in_executor(
+                _WORKERS, _returning_memory, work
+            )
         except BaseException:
             self._release(pixels)
             raise
