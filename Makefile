@@ -23,6 +23,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.slack
+	$(BIN)/python -m bench.images
 
 # Re-pin every dependency (direct and transitive) after changing pyproject.toml.
 lock:
