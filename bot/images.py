@@ -12,7 +12,8 @@ Memory is bounded before any pixel is decoded: the header's size is checked agai
 pixels in the process-wide `PixelBudget`. Decoding itself is made cheap where the format
 allows: a JPEG is decoded at 1/2, 1/4 or 1/8 scale by the decoder (`Image.draft`), and a
 big image is box-reduced a band of rows at a time before the final resampling, so the only
-full-size buffer is the decoded image itself: at most 4 bytes per budget pixel.
+full-size buffer is the decoded image itself: at most 4 bytes per budget pixel (images
+within twice the model's bounds take a copy or two more, of 25 MB at most).
 All pixel work runs in worker threads: it must never stall the event loop.
 """
 
@@ -167,9 +168,11 @@ def _normalize(file: Attachment, limits: Limits) -> NormalizedImage:
 def _downscale(image: Image.Image, target: tuple[int, int]) -> Image.Image:
     """`image` at `target` size, in a mode JPEG or PNG can hold; `image` is closed."""
     mode = _working_mode(image)
-    # Box-reduce to within twice the target, then resample: as sharp as resampling the
-    # whole image, for a fraction of the work.
-    factor = min(image.width // target[0], image.height // target[1]) // 2
+    # Box-reduce to about twice the target, then resample: as sharp as resampling the
+    # whole image, for a fraction of the work. Any image twice the target or more is
+    # reduced, so only small ones (within 4096x1536) are converted or resampled whole.
+    ratio = min(image.width // target[0], image.height // target[1])
+    factor = max(2, ratio // 2) if ratio >= 2 else 1
     if factor > 1:
         frame = _reduce(image, factor, mode)
     elif image.mode != mode:

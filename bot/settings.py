@@ -68,7 +68,7 @@ class Limits:
     max_images: int = 4
     max_image_bytes: int = 10 * 1024 * 1024  # the API's own per-image limit
     max_image_pixels: int = 40_000_000  # decompression-bomb guard
-    # Decoded pixels in memory at once across the process (about 5 bytes each at most);
+    # Decoded pixels in memory at once across the process (4 bytes each at most);
     # as large as the biggest image allowed, so every image can be decoded alone.
     image_decode_pixels: int = 40_000_000
     max_text_file_bytes: int = 100_000
