@@ -85,9 +85,10 @@ class ImageTooLarge(UserInputError):
 
 class TooManyPixels(UserInputError):
     def __init__(self, name: str, width: int, height: int, limit: int) -> None:
+        megapixels = f"{limit / 1_000_000:g} megapixel" + ("" if limit == 1_000_000 else "s")
         super().__init__(
-            f"The image “{name}” is {width}x{height} pixels; I can take up to "
-            f"{limit / 1_000_000:g} megapixels. Please resize it and send it again."
+            f"The image “{name}” is {width}x{height} pixels; I can take up to {megapixels}. "
+            "Please resize it and send it again."
         )
 
 

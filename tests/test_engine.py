@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -365,6 +365,21 @@ async def test_drain_waits_for_adapter_work_tracked_before_handle(
     await engine.drain(grace=10)
     assert task.done() and sink.final is not None
     assert engine.in_flight == 0  # nested tracking of the same task is released once
+
+
+async def test_an_image_bigger_than_the_pixel_budget_is_refused(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    limits = replace(engine.limits, image_decode_pixels=1_000_000)
+    small = Engine(store=engine.store, llm=engine.llm, config=replace(engine.config, limits=limits))
+    sink = RecordingSink()
+    big = Attachment("poster.png", "image/png", _png(size=(1500, 1000)))
+    await small.handle(_msg("look", files=[big]), sink)
+    assert sink.failure == (
+        "The image “poster.png” is 1500x1000 pixels; I can take up to 1 megapixel. "
+        "Please resize it and send it again."
+    )
+    assert fake_llm.requests == []
 
 
 def _sent_image_urls(fake_llm: FakeLLM) -> list[str]:
