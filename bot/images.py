@@ -37,6 +37,10 @@ from bot.settings import Limits
 # otherwise fire from inside `Image.open` before we can answer the user.
 Image.MAX_IMAGE_PIXELS = None
 
+# Only the formats we promise. Pillow opens many more, some through other programs
+# (EPS runs Ghostscript), and these are bytes anyone can send.
+FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+JPEG_FORMATS = ("JPEG", "MPO")  # MPO: a camera's JPEG with more pictures appended
 PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 LONG_SIDE = 2048  # what the model uses of an image, at most: high detail
 SHORT_SIDE = 768
@@ -127,12 +131,12 @@ def _opened(file: Attachment, limits: Limits) -> Iterator[tuple[Image.Image, tup
     """The image, not decoded yet but set to decode at the smallest scale that still
     covers its target size, and its size as the header gives it."""
     try:
-        with Image.open(io.BytesIO(file.data)) as image:
+        with Image.open(io.BytesIO(file.data), formats=FORMATS) as image:
             width, height = image.size
             if width * height > limits.max_image_pixels:
                 raise TooManyPixels(file.name, width, height, limits.max_image_pixels)
             target = fit(width, height)
-            if image.format == "JPEG" and target != image.size:
+            if image.format in JPEG_FORMATS and target != image.size:
                 image.draft(None, target)
             yield image, (width, height)
     except DECODE_ERRORS as exc:
@@ -159,7 +163,7 @@ def _normalize(file: Attachment, limits: Limits) -> NormalizedImage:
         small = _downscale(image, target)
         if orientation in _UPRIGHT:
             small = small.transpose(_UPRIGHT[orientation])
-        normalized = _encode(small, file.name, photo=fmt == "JPEG")
+        normalized = _encode(small, file.name, photo=fmt in JPEG_FORMATS)
     if len(normalized.data) > limits.max_image_bytes:
         raise ImageTooLarge(file.name, limits.max_image_bytes)
     return normalized

@@ -135,6 +135,22 @@ async def test_exif_orientation_is_applied_when_re_encoding() -> None:
     assert decoded.size == (683, 2048)
 
 
+async def test_a_camera_mpo_becomes_a_plain_jpeg() -> None:
+    photo = Image.open(io.BytesIO(_noise((1600, 1200), "JPEG")))
+    out = io.BytesIO()
+    photo.save(out, format="MPO", save_all=True, append_images=[photo])
+    decoded = await _normalize("IMG_0001.jpg", out.getvalue())
+    assert decoded.format == "JPEG" and decoded.size == (1024, 768)
+
+
+async def test_formats_outside_the_promised_ones_are_not_opened() -> None:
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, format="EPS")  # Pillow would hand it to Ghostscript
+    with pytest.raises(UnsupportedImage) as caught:
+        await _normalize("x.png", out.getvalue())
+    assert "not an image I can decode" in caught.value.user_message
+
+
 async def test_a_truncated_jpeg_passes_verify_but_is_refused() -> None:
     whole = _noise((64, 64), "JPEG")
     cut = whole[: len(whole) // 2]
