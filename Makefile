@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.slack
 	$(BIN)/python -m bench.documents
 	$(BIN)/python -m bench.policy
+	$(BIN)/python -m bench.images
 
 # Re-pin every dependency (direct and transitive) after changing pyproject.toml.
 lock:

@@ -39,6 +39,7 @@ from bot.conversation import (
 from bot.documents.reader import DocumentReader
 from bot.errors import (
     BadRequestError,
+    ContentRemoved,
     EmptyAnswer,
     MessageTooLong,
     ParleyError,
@@ -46,11 +47,13 @@ from bot.errors import (
     StreamInterrupted,
     TooManyImages,
 )
-from bot.images import NormalizedImage, normalize_image
+from bot.images import normalize_images
 from bot.llm import ChatClient
 from bot.llm_types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
 from bot.metrics import Metrics
+from bot.pixel_budget import PixelBudget
 from bot.redact import Redactor
+from bot.rejected import without_rejected
 from bot.settings import GenerationParams, Limits, Settings
 from bot.sink import FinalReply, ReplySink
 from bot.store import ConversationStore
@@ -189,6 +192,7 @@ class Engine:
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._system_tokens = estimate_tokens(config.system_prompt)
         self.documents = DocumentReader.for_store(store, config.limits)
+        self._pixels = PixelBudget(config.limits.image_decode_pixels)  # one per process
 
     @property
     def limits(self) -> Limits:
@@ -300,15 +304,16 @@ class Engine:
         )
         parts.extend(docs.parts)
         notes.extend(docs.notes)
-        normalized: list[NormalizedImage] = list(
-            await asyncio.gather(*(normalize_image(f, limits) for f in image_files))
-        )
-        parts.extend(ImageRef(img.sha256, img.mime) for img in normalized)
+        batch = await normalize_images(image_files, limits, self._pixels)
+        notes.extend(unreadable.user_message for unreadable in batch.unreadable)
+        parts.extend(ImageRef(img.sha256, img.mime) for img in batch.images)
         parts.extend(ImageURL(url) for url in msg.image_urls)
+        if not parts and batch.unreadable:
+            raise batch.unreadable[0]  # nothing left to answer
         return _Prepared(
             parts=parts,
-            images={**docs.images, **{img.sha256: img.data for img in normalized}},
-            image_names=[img.name for img in normalized],
+            images={**docs.images, **{img.sha256: img.data for img in batch.images}},
+            image_names=[img.name for img in batch.images],
             notes=notes,
             documents=docs.texts,
         )
@@ -336,7 +341,14 @@ class Engine:
             messages = to_api_messages(
                 self.config.system_prompt, history.turns, history.images, documents
             )
-            answer = await self._complete(messages, model, prepared, sink, started)
+            try:
+                answer = await self._complete(messages, model, prepared, sink, started)
+            except (BadRequestError, RequestTooLargeError) as exc:
+                kept = without_rejected(turn, exc)
+                if kept is None:
+                    raise
+                await self.store.replace_last_turn(key, turn, kept.turn)
+                raise ContentRemoved(exc, kept.removed) from exc
             if answer.text:
                 await self.store.add_turn(key, Turn.text(Role.ASSISTANT, answer.text))
             return answer

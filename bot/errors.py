@@ -8,7 +8,8 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │   ├── MessageTooLong
     │   ├── TooManyImages
     │   ├── ImageTooLarge
-    │   ├── UnsupportedImage
+    │   ├── TooManyPixels            an image too big to decode (bomb guard, pixel budget)
+    │   ├── UnsupportedImage         not an image, or damaged (bot.images)
     │   ├── DownloadError            an attachment couldn't be fetched (bot.download)
     │   └── DocumentError            a document couldn't be read (bot.documents); it becomes
     │       │                        a note under the answer, the rest is still answered
@@ -27,6 +28,7 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
         │   └── APITimeoutError      no bytes within the connect / first-token / idle timeout
         ├── StreamInterrupted        the stream broke after text was shown
         ├── EmptyAnswer              the model finished without any text
+        ├── ContentRemoved           the model refused a message's content, now left out
         └── APIStatusError           an HTTP error with the API's error body
             ├── BadRequestError          400
             ├── AuthenticationError      401
@@ -89,6 +91,15 @@ class ImageTooLarge(UserInputError):
         super().__init__(
             f"The image “{name}” is larger than {limit_bytes // (1024 * 1024)} MB. "
             "Please compress or resize it and send it again."
+        )
+
+
+class TooManyPixels(UserInputError):
+    def __init__(self, name: str, width: int, height: int, limit: int) -> None:
+        megapixels = f"{limit / 1_000_000:g} megapixel" + ("" if limit == 1_000_000 else "s")
+        super().__init__(
+            f"The image “{name}” is {width}x{height} pixels; I can take up to {megapixels}. "
+            "Please resize it and send it again."
         )
 
 
@@ -261,6 +272,27 @@ class EmptyAnswer(LLMError):
         return "The model finished without writing an answer. Please try rephrasing."
 
 
+class ContentRemoved(LLMError):
+    """The model refused a message's content (`cause`), and what it refused was left out
+    of the stored thread, so that later messages, which resend the history, still work."""
+
+    def __init__(self, cause: LLMError, removed: str) -> None:
+        super().__init__(f"{cause} ({removed} removed from the history)")
+        self.cause = cause
+        self.kind = cause.kind
+        self.removed = removed
+
+    @property
+    def user_message(self) -> str:
+        why = self.cause.user_message.rstrip()
+        if not why.endswith((".", "!", "?")):
+            why += "."  # the API's own words may end without one
+        return (
+            f"{why} I removed {self.removed} from this thread, so your next message will "
+            "work; the rest of what you wrote is kept."
+        )
+
+
 class APIStatusError(LLMError):
     """An HTTP error from the API, with the fields of its error body."""
 
@@ -354,8 +386,12 @@ class RequestTooLargeError(APIStatusError):
 
     @property
     def user_message(self) -> str:
-        what = f"The image “{self.image_name}”" if self.image_name else "An image in this thread"
-        return f"{what} is too large for the model (10 MB at most). Please compress it and resend."
+        if self.image_name:
+            return (
+                f"The image “{self.image_name}” is too large for the model (10 MB at most). "
+                "Please compress it and resend."
+            )
+        return "This message is too large for the model."
 
 
 class RateLimitError(APIStatusError):

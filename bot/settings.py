@@ -68,6 +68,9 @@ class Limits:
     max_images: int = 4
     max_image_bytes: int = 10 * 1024 * 1024  # the API's own per-image limit
     max_image_pixels: int = 40_000_000  # decompression-bomb guard
+    # Decoded pixels in memory at once across the process (4 bytes each at most);
+    # as large as the biggest image allowed, so every image can be decoded alone.
+    image_decode_pixels: int = 40_000_000
     max_text_file_bytes: int = 100_000
     max_document_bytes: int = 25 * 1024 * 1024  # a PDF or Office file as downloaded
     max_document_chars: int = 200_000  # text read from one document (~50k tokens)
@@ -150,6 +153,7 @@ class Settings(BaseSettings):
     bot_max_images: int = Field(default=Limits.max_images, ge=0)
     bot_max_document_chars: int = Field(default=Limits.max_document_chars, ge=1000)
     bot_max_document_pages: int = Field(default=Limits.max_document_pages, ge=1)
+    bot_image_decode_pixels: int = Field(default=Limits.image_decode_pixels, ge=1_000_000)
 
     # Server
     port: int = Field(default=3000, ge=1, le=65535)
@@ -210,6 +214,7 @@ class Settings(BaseSettings):
             max_images=self.bot_max_images,
             max_document_chars=self.bot_max_document_chars,
             max_document_pages=self.bot_max_document_pages,
+            image_decode_pixels=self.bot_image_decode_pixels,
             context_budget=self.bot_context_budget,
             history_ttl=self.bot_history_ttl,
         )

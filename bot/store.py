@@ -305,6 +305,28 @@ class ConversationStore:
             log.warning("Redis %s failed%s: %s: %s", operation, where, type(exc).__name__, exc)
             raise StoreUnavailable(f"Redis {operation} failed: {exc}") from exc
 
+    # LINDEX and LSET in one step, so the check and the write see the same list.
+    _REPLACE_LAST_SCRIPT = """
+    if redis.call('LINDEX', KEYS[1], -1) ~= ARGV[1] then return 0 end
+    redis.call('LSET', KEYS[1], -1, ARGV[2])
+    return 1
+    """
+
+    async def replace_last_turn(self, key: ConversationKey, old: Turn, new: Turn) -> bool:
+        """Replace the conversation's newest turn, if it is still `old`, with `new`.
+
+        For the user turn just stored when the model refuses its content (`bot.rejected`):
+        the caller holds the conversation's lock, and the check makes sure nothing else
+        (a turn appended since, a reset) is overwritten. The TTLs stay as they are; the
+        images `new` no longer refers to expire with them. One round trip (EVAL).
+        True when the turn was replaced.
+        """
+        with self._unavailable("replace_last_turn", key):
+            replaced = await self._redis.eval(
+                self._REPLACE_LAST_SCRIPT, 1, self._conv(key), old.to_json(), new.to_json()
+            )
+        return bool(replaced)
+
 
 def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 import redis.asyncio as aioredis
@@ -129,7 +129,7 @@ async def test_empty_message_gets_help_without_a_model_call(
             "You attached 3 images; I can look at up to 2 per message.",
         ),
         (
-            _msg("look", files=[Attachment("x.png", "image/png", b"garbage")]),
+            _msg("", files=[Attachment("x.png", "image/png", b"garbage")]),
             "I couldn't read the image “x.png”",
         ),
         (
@@ -358,3 +358,117 @@ async def test_drain_waits_for_adapter_work_tracked_before_handle(
     await engine.drain(grace=10)
     assert task.done() and sink.final is not None
     assert engine.in_flight == 0  # nested tracking of the same task is released once
+
+
+async def test_an_image_bigger_than_the_pixel_budget_is_refused(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    limits = replace(engine.limits, image_decode_pixels=1_000_000)
+    small = Engine(store=engine.store, llm=engine.llm, config=replace(engine.config, limits=limits))
+    sink = RecordingSink()
+    big = Attachment("poster.png", "image/png", _png(size=(1500, 1000)))
+    await small.handle(_msg("look", files=[big]), sink)
+    assert sink.failure == (
+        "The image “poster.png” is 1500x1000 pixels; I can take up to 1 megapixel. "
+        "Please resize it and send it again."
+    )
+    assert fake_llm.requests == []
+
+
+def _sent_image_urls(fake_llm: FakeLLM) -> list[str]:
+    """Every image URL in the last request, in any message."""
+    return [
+        part["image_url"]["url"]
+        for message in fake_llm.requests[-1].body["messages"]
+        if isinstance(message["content"], list)
+        for part in message["content"]
+        if part["type"] == "image_url"
+    ]
+
+
+async def test_an_unreadable_image_is_noted_and_the_rest_answered(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    whole = _png("green", size=(64, 64), fmt="JPEG")
+    files = [
+        Attachment("cut.jpg", "image/jpeg", whole[: len(whole) // 2]),  # passes verify()
+        Attachment("ok.png", "image/png", _png()),
+    ]
+    sink = RecordingSink()
+    await engine.handle(_msg("compare these", files=files), sink)
+    assert sink.final is not None and sink.final.text == "You said: ana: compare these [image]"
+    assert any(note.startswith("I couldn't read the image “cut.jpg”") for note in sink.final.notes)
+    assert len(_sent_image_urls(fake_llm)) == 1
+
+
+@pytest.mark.parametrize(
+    ("rejection", "expected"),
+    [
+        (Error(400, message="Invalid image: could not process image"), "The model rejected"),
+        (Error(413), "The image “a.png” is too large for the model"),
+    ],
+    ids=["400-invalid-image", "413"],
+)
+async def test_a_refused_image_is_removed_so_the_thread_keeps_working(
+    engine: Engine,
+    fake_llm: FakeLLM,
+    redis_client: aioredis.Redis,
+    rejection: Error,
+    expected: str,
+) -> None:
+    fake_llm.enqueue(rejection)
+    first = RecordingSink()
+    await engine.handle(
+        _msg("what is in this picture?", files=[Attachment("a.png", "image/png", _png())]), first
+    )
+    assert first.failure is not None and first.failure.startswith(expected)
+    assert "I removed the image from this thread, so your next message will work" in first.failure
+    stored = await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
+    assert len(stored) == 1 and Turn.from_json(stored[0]).image_hashes == []
+
+    second = RecordingSink()
+    await engine.handle(_msg("then just tell me a joke"), second)
+    assert second.final is not None and second.failure is None
+    sent = fake_llm.requests[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "user"]
+    assert sent[1]["content"].startswith("ana: what is in this picture?\n[the image attached")
+    assert _sent_image_urls(fake_llm) == []
+
+
+async def test_an_image_the_api_refuses_by_size_is_removed(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.max_image_bytes = 50  # the fake answers 413 for any bigger image, every time
+    sink = RecordingSink()
+    await engine.handle(_msg("see", files=[Attachment("cat.png", "image/png", _png())]), sink)
+    assert sink.failure is not None and "I removed the image" in sink.failure
+    await engine.handle(_msg("and now?"), sink := RecordingSink())
+    assert sink.final is not None and _sent_image_urls(fake_llm) == []
+
+
+async def test_a_too_large_document_is_removed_from_the_thread(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Error(413, message="Request too large"))
+    notes = Attachment("log.txt", "text/plain", b"x" * 5_000)
+    first = RecordingSink()
+    await engine.handle(_msg("why does it fail?", files=[notes]), first)
+    assert first.failure is not None
+    assert first.failure.startswith("This message is too large for the model.")
+    assert "I removed the document “log.txt” from this thread" in first.failure
+    await engine.handle(_msg("any idea?"), second := RecordingSink())
+    assert second.final is not None
+    kept = fake_llm.requests[-1].body["messages"][1]["content"]
+    assert kept.startswith("ana: why does it fail?") and "xxxx" not in kept
+    assert "“log.txt” attached here was removed" in kept
+
+
+async def test_a_refused_setting_keeps_the_image(
+    engine: Engine, fake_llm: FakeLLM, redis_client: aioredis.Redis
+) -> None:
+    fake_llm.enqueue(Error(400, message="temperature is not supported", param="temperature"))
+    sink = RecordingSink()
+    await engine.handle(_msg("see", files=[Attachment("a.png", "image/png", _png())]), sink)
+    assert sink.failure == "The model rejected the request: temperature is not supported"
+    stored = await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
+    assert len(Turn.from_json(stored[0]).image_hashes) == 1
