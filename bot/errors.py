@@ -11,6 +11,9 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │   ├── UnsupportedImage
     │   └── DownloadError            an attachment couldn't be fetched (bot.download)
     ├── StoreUnavailable             Redis can't be reached
+    ├── ToolError                    a tool couldn't do what the model asked (told to the model)
+    │   ├── FetchRefused             fetch_url won't fetch that address or response
+    │   └── ToolConfigError          the BOT_MCP_CONFIG file is invalid (names the line)
     ├── BotBusy                      the thread's previous answer is still being written
     └── LLMError                     the chat-completions API failed
         ├── APIConnectionError       no response (DNS, refused, reset)
@@ -98,6 +101,28 @@ class StoreUnavailable(ParleyError):
             "I'm temporarily unavailable: my conversation memory can't be reached. "
             "Please try again in a minute."
         )
+
+
+class ToolError(ParleyError):
+    """A tool failed; its message goes back to the model as the tool's result."""
+
+    kind = "tool"
+
+    @property
+    def user_message(self) -> str:
+        return f"A tool failed: {self}"
+
+
+class FetchRefused(ToolError):
+    kind = "fetch_refused"
+
+
+class ToolConfigError(ToolError):
+    kind = "tool_config"
+
+    @property
+    def user_message(self) -> str:
+        return f"I'm misconfigured: {self}. Please ask the operator to fix BOT_MCP_CONFIG."
 
 
 class BotBusy(ParleyError):

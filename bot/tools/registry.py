@@ -1,0 +1,75 @@
+"""The tools offered to the model: Python tools plus whatever tool servers offer now."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+from bot.llm_types import ToolCall
+from bot.tools.base import Tool, ToolResult
+from bot.tools.entry_points import ToolContext, load_entry_point_tools
+
+log = logging.getLogger(__name__)
+
+
+class ToolSource(Protocol):
+    """Tools that come and go at run time (an MCP client)."""
+
+    async def tools(self) -> Sequence[Tool]:
+        """The tools available right now; a source that is down offers none."""
+
+    async def aclose(self) -> None: ...
+
+
+class ToolBox:
+    """The tools offered to the model, and finding the one a call names.
+
+    `ToolBox()` holds the tools registered by entry point (the built-ins among them).
+    """
+
+    def __init__(
+        self, tools: Iterable[Tool] | None = None, sources: Sequence[ToolSource] = ()
+    ) -> None:
+        chosen = load_entry_point_tools(ToolContext()) if tools is None else tools
+        self._tools = {tool.name: tool for tool in chosen}
+        self._sources = tuple(sources)
+
+    async def available(self) -> dict[str, Tool]:
+        tools = dict(self._tools)
+        for source in self._sources:
+            for tool in await source.tools():
+                if tool.name in tools:
+                    log.warning("tool %s is offered twice; keeping the first", tool.name)
+                    continue
+                tools[tool.name] = tool
+        return tools
+
+    async def specs(self) -> list[dict[str, Any]]:
+        return [tool.spec() for tool in (await self.available()).values()]
+
+    async def find(self, call: ToolCall) -> tuple[Tool, dict[str, Any]] | ToolResult:
+        """The tool a call names and its arguments, or the error to give the model."""
+        tool = (await self.available()).get(call.name)
+        if tool is None:
+            return ToolResult.error(f"There is no tool named {call.name!r}.")
+        try:
+            args = json.loads(call.arguments or "{}")
+        except json.JSONDecodeError:
+            return ToolResult.error(f"The arguments for {call.name} were not valid JSON.")
+        if not isinstance(args, dict):
+            return ToolResult.error(f"The arguments for {call.name} must be a JSON object.")
+        return tool, args
+
+    async def run(self, call: ToolCall) -> ToolResult:
+        """Run a call without approval or time limit (tests, `parley chat` tooling)."""
+        found = await self.find(call)
+        if isinstance(found, ToolResult):
+            return found
+        tool, args = found
+        return await tool.run(args)
+
+    async def aclose(self) -> None:
+        for source in self._sources:
+            await source.aclose()
