@@ -65,6 +65,18 @@ def is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
+def _ip_literal(host: str) -> IPAddress:
+    """`host` as an IP address, including the old numeric forms (2130706433, 0x7f.1, 127.1)
+    that the C library accepts, so no resolver can be asked about them."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            raise ValueError(host) from None
+
+
 class PageFetcher:
     """Fetches pages for the model. `resolver` and `transport` are injectable for tests."""
 
@@ -149,7 +161,7 @@ class PageFetcher:
 
     async def _checked_address(self, host: str, port: int) -> str:
         try:
-            addresses = [ipaddress.ip_address(host)]
+            addresses = [_ip_literal(host)]
         except ValueError:
             try:
                 found = await self._resolver(host, port)
