@@ -21,6 +21,7 @@ from bot.metrics import Metrics
 from bot.server import create_app
 from bot.settings import DEFAULT_BASE_URL, Settings
 from bot.store import ConversationStore
+from bot.tools import ToolBox
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ def build_engine(settings: Settings, metrics: Metrics) -> Engine:
         ),
         config=EngineConfig.from_settings(settings),
         metrics=metrics,
+        toolbox=ToolBox.from_settings(settings),
     )
 
 
@@ -104,6 +106,7 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.engine.llm.aclose()
+        await self.engine.toolbox.aclose()
         await self.engine.store.aclose()
 
 

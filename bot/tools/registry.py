@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from bot.llm_types import ToolCall
+from bot.settings import Settings
 from bot.tools.base import Tool, ToolResult
 from bot.tools.entry_points import ToolContext, load_entry_point_tools
+from bot.tools.mcp_client import McpTools
+from bot.tools.mcp_config import load_mcp_config
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,19 @@ class ToolBox:
         chosen = load_entry_point_tools(ToolContext()) if tools is None else tools
         self._tools = {tool.name: tool for tool in chosen}
         self._sources = tuple(sources)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ToolBox:
+        """Entry-point tools and the MCP servers of `BOT_MCP_CONFIG` (checked now: a bad
+        file stops the start with `ToolConfigError` naming the line)."""
+        context = ToolContext(fetch_allow_private=settings.bot_fetch_allow_private)
+        sources: list[ToolSource] = []
+        if settings.bot_mcp_config:
+            # `${VAR}` in the file is the one place the environment is read besides
+            # settings: it's the MCP configuration format's own contract.
+            servers = load_mcp_config(settings.bot_mcp_config, os.environ)
+            sources.append(McpTools(servers))
+        return cls(load_entry_point_tools(context), sources)
 
     async def available(self) -> dict[str, Tool]:
         tools = dict(self._tools)
