@@ -3,7 +3,7 @@
 Tools: `lookup` (read-only: answers with the key, this process's id and, for key
 "token", the FAKE_MCP_TOKEN from its environment), `slow` (sleeps), `fail` (raises),
 `delete_item` (`destructiveHint: true`), `chart` (an image plus text) and `report`
-(structured content).
+(text and structured content).
 
     python -m tests.fakes.mcp_server                       # stdio
     python -m tests.fakes.mcp_server --http --port 8765    # streamable HTTP at /mcp
@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 
 from mcp.server.fastmcp import FastMCP, Image
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 # A 1x1 PNG.
 PNG = base64.b64decode(
@@ -61,9 +61,12 @@ def build(port: int = 0) -> FastMCP:
         return ["a tiny chart", Image(data=PNG, format="png")]
 
     @server.tool()
-    async def report() -> dict[str, int]:
+    async def report() -> CallToolResult:
         """Count things."""
-        return {"open": 3, "closed": 5}
+        return CallToolResult(
+            content=[TextContent(type="text", text="3 open, 5 closed")],
+            structuredContent={"open": 3, "closed": 5},
+        )
 
     return server
 
