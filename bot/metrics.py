@@ -47,7 +47,7 @@ class Metrics:
         )
         self.tool_calls = Counter(
             "parley_tool_calls",
-            "Tool calls the model made, by tool and outcome (ok, error, timeout, unknown)",
+            "Tool calls the model made, by tool and outcome (ok, error, timeout, denied, unknown)",
             ["tool", "outcome"],
             registry=r,
         )

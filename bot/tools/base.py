@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ToolState = Literal["running", "done", "error"]
+ToolState = Literal["awaiting_approval", "running", "done", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,8 @@ class ToolProgress:
     summary: str
 
     def status_line(self) -> str:
+        if self.state == "awaiting_approval":
+            return f"Waiting for approval to use {self.name}({self.summary})…"
         if self.state == "running":
             return f"Using {self.name}({self.summary})…"
         if self.state == "done":

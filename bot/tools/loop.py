@@ -14,12 +14,12 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, Protocol
 
 from bot.llm_types import ToolCall
 from bot.metrics import Metrics
-from bot.tools.base import ToolProgress, ToolResult, ToolState
+from bot.tools.base import Tool, ToolProgress, ToolResult, ToolState
 from bot.tools.registry import ToolBox
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,12 @@ SUMMARY_CHARS = 80
 ProgressCallback = Callable[[ToolProgress], None]
 
 
+class ApprovalGate(Protocol):
+    """Asks the person who asked whether `tool` may run with these arguments."""
+
+    async def __call__(self, call: ToolCall, tool: Tool, summary: str) -> bool: ...
+
+
 class ToolCalls:
     """Runs the tool calls of one answer and remembers which tools it used."""
 
@@ -43,7 +49,14 @@ class ToolCalls:
         *,
         timeout: float,
         on_progress: ProgressCallback,
+        approval: ApprovalGate | None = None,
+        approve_tools: Collection[str] = (),
     ) -> None:
+        """`approval` asks before a tool that changes something (MCP `destructiveHint`, or
+        named in `approve_tools`: tool names or `<server>__*`) runs; without it, such
+        tools are refused."""
+        self._approval = approval
+        self._approve_tools = tuple(approve_tools)
         self._toolbox = toolbox
         self._metrics = metrics
         self._timeout = timeout
@@ -71,15 +84,23 @@ class ToolCalls:
         return "Tools used: " + ", ".join(dict.fromkeys(self.used))
 
     async def _run(self, call: ToolCall) -> ToolResult:
-        self._on_progress(ToolProgress(call.id, call.name, "running", _args_summary(call)))
+        summary = _args_summary(call)
         started = time.monotonic()
         outcome = "ok"
         try:
             found = await self._toolbox.find(call)
             if isinstance(found, ToolResult):
+                self._on_progress(ToolProgress(call.id, call.name, "running", summary))
                 result, outcome = found, "unknown"
+            elif self._needs_approval(found[0]) and not await self._approved(call, found[0]):
+                outcome = "denied"
+                result = ToolResult.error(
+                    f"{call.name} changes something, so it runs only when the person who "
+                    "asked approves it, and they did not (or couldn't be asked here)."
+                )
             else:
                 tool, args = found
+                self._on_progress(ToolProgress(call.id, call.name, "running", summary))
                 self.used.append(tool.name)
                 async with asyncio.timeout(self._timeout):
                     result = await tool.run(args)
@@ -98,6 +119,19 @@ class ToolCalls:
         state: ToolState = "error" if result.is_error else "done"
         self._on_progress(ToolProgress(call.id, call.name, state, _first_line(result.text)))
         return result
+
+    def _needs_approval(self, tool: Tool) -> bool:
+        return tool.needs_approval or any(
+            tool.name == pattern or (pattern.endswith("*") and tool.name.startswith(pattern[:-1]))
+            for pattern in self._approve_tools
+        )
+
+    async def _approved(self, call: ToolCall, tool: Tool) -> bool:
+        summary = _args_summary(call)
+        self._on_progress(ToolProgress(call.id, call.name, "awaiting_approval", summary))
+        if self._approval is None:
+            return False
+        return await self._approval(call, tool, summary)
 
 
 def _content(result: ToolResult) -> str:
