@@ -209,3 +209,9 @@ async def test_the_tool_follows_the_deployment_setting(site: Site) -> None:
     allowed = ToolBox([fetch_url_tool(ToolContext(fetch_allow_private=True))])
     assert (await refused.run(ToolCall("1", "fetch_url", url))).is_error
     assert "XACK" in (await allowed.run(ToolCall("1", "fetch_url", url))).text
+
+
+async def test_parsing_has_its_own_time_bound(site: Site) -> None:
+    fetcher = PageFetcher(allow_private=True, limits=FetchLimits(parse_timeout=0))
+    result = await fetcher.fetch(f"http://127.0.0.1:{site.port}/article")
+    assert result.is_error and result.text.endswith("took too long.")

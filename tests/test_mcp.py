@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -19,7 +20,7 @@ from bot.engine import Engine, EngineConfig
 from bot.errors import ToolConfigError
 from bot.llm import ChatClient
 from bot.metrics import Metrics
-from bot.settings import Limits, RetryPolicy
+from bot.settings import Limits, RetryPolicy, Settings
 from bot.store import ConversationStore
 from bot.tools import ToolBox
 from bot.tools.mcp_client import McpTimings, McpTools
@@ -28,7 +29,7 @@ from tests.fakes.llm_server import FakeLLM, FakeToolCall, Reply, closed_base_url
 from tests.test_engine import RecordingSink, _msg
 
 FAST = McpTimings(connect=30, ping_interval=0.2, max_backoff=0.5, first_use_wait=30)
-FAKE_TOOLS = {"lookup", "slow", "fail", "delete_item", "chart", "report"}
+FAKE_TOOLS = {"lookup", "slow", "fail", "delete_item", "chart", "report", "grow"}
 
 
 # -- the configuration file ---------------------------------------------------------
@@ -119,6 +120,26 @@ async def test_stdio_tools_are_listed_named_and_called(stdio_tools: McpTools) ->
     assert lookup.structured is None  # the SDK's {"result": text} adds nothing
     failed = await tools["fake__fail"].run({})
     assert failed.is_error and "the database is on fire" in failed.text
+
+
+async def test_the_tool_list_is_read_again_when_the_server_says_it_changed(
+    tmp_path: Path,
+) -> None:
+    quiet = McpTimings(connect=30, ping_interval=3600, refresh_interval=3600, first_use_wait=30)
+    source = McpTools([_stdio(tmp_path)], quiet)
+    try:
+        tools = {tool.name: tool for tool in await source.tools()}
+        assert "fake__extra" not in tools
+        assert (await tools["fake__grow"].run({})).text == "grown"
+
+        async def listed() -> bool:
+            return "fake__extra" in {tool.name for tool in await source.tools()}
+
+        await _until(listed)
+        extra = {tool.name: tool for tool in await source.tools()}["fake__extra"]
+        assert (await extra.run({})).text == "extra!"
+    finally:
+        await source.aclose()
 
 
 @pytest.fixture
@@ -305,3 +326,31 @@ async def test_a_server_that_is_down_leaves_the_others_working(
         )
     finally:
         await source.aclose()
+
+
+# -- from the settings ----------------------------------------------------------------
+
+
+async def test_the_toolbox_reads_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "mcp.json"
+    server = {
+        "command": sys.executable,
+        "args": ["-m", "tests.fakes.mcp_server"],
+        "env": {"PYTHONPATH": "${PARLEY_TEST_CWD}"},
+    }
+    config.write_text(json.dumps({"mcpServers": {"fake": server}}, indent=2))
+    monkeypatch.setenv("PARLEY_TEST_CWD", os.getcwd())
+    settings = Settings(_env_file=None, bot_mcp_config=str(config))
+    box = ToolBox.from_settings(settings)
+    try:
+        names = {spec["function"]["name"] for spec in await box.specs()}
+        assert {"current_time", "calculate", "fetch_url", "fake__lookup"} <= names
+    finally:
+        await box.aclose()
+
+    server["env"] = {"A": "${NOT_SET_HERE}"}
+    config.write_text(json.dumps({"mcpServers": {"fake": server}}, indent=2))
+    with pytest.raises(ToolConfigError, match=r"mcp.json, line 3: server 'fake': env.A uses"):
+        ToolBox.from_settings(settings)

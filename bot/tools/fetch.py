@@ -98,15 +98,22 @@ class PageFetcher:
         try:
             async with asyncio.timeout(limits.timeout):
                 page = await self._download(url)
-            markdown = await asyncio.wait_for(
-                asyncio.to_thread(_extract, page), limits.parse_timeout
-            )
         except FetchRefused as exc:
             return ToolResult.error(str(exc))
         except TimeoutError:
             return ToolResult.error(f"Fetching {url} took longer than {limits.timeout:g} s.")
         except httpx.HTTPError as exc:
             return ToolResult.error(f"Could not fetch {url}: {type(exc).__name__}.")
+        try:
+            # The worker thread can't be stopped; the answer just stops waiting for it.
+            # The body it parses is at most `max_bytes`, which bounds its work.
+            markdown = await asyncio.wait_for(
+                asyncio.to_thread(_extract, page), limits.parse_timeout
+            )
+        except FetchRefused as exc:
+            return ToolResult.error(str(exc))
+        except TimeoutError:
+            return ToolResult.error(f"Reading the text of {url} took too long.")
         notes = []
         if page.truncated:
             notes.append(f"[only the first {limits.max_bytes // (1024 * 1024)} MB was read]")

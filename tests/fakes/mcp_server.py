@@ -3,7 +3,8 @@
 Tools: `lookup` (read-only: answers with the key, this process's id and, for key
 "token", the FAKE_MCP_TOKEN from its environment), `slow` (sleeps), `fail` (raises),
 `delete_item` (`destructiveHint: true`), `chart` (an image plus text) and `report`
-(text and structured content).
+(text and structured content) and `grow` (adds a tool `extra`, then sends
+`notifications/tools/list_changed`).
 
     python -m tests.fakes.mcp_server                       # stdio
     python -m tests.fakes.mcp_server --http --port 8765    # streamable HTTP at /mcp
@@ -20,7 +21,7 @@ import base64
 import os
 from pathlib import Path
 
-from mcp.server.fastmcp import FastMCP, Image
+from mcp.server.fastmcp import Context, FastMCP, Image
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 # A 1x1 PNG.
@@ -67,6 +68,17 @@ def build(port: int = 0) -> FastMCP:
             content=[TextContent(type="text", text="3 open, 5 closed")],
             structuredContent={"open": 3, "closed": 5},
         )
+
+    @server.tool()
+    async def grow(ctx: Context) -> str:
+        """Add a tool named `extra` and tell the client the list changed."""
+
+        async def extra() -> str:
+            return "extra!"
+
+        server.add_tool(extra, name="extra", description="Added later.")
+        await ctx.session.send_tool_list_changed()
+        return "grown"
 
     return server
 
