@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import httpx
 import redis.asyncio as aioredis
 
+from bench.engine import Sink
 from bench.stats import ms, percentile
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
 from bot.llm import ChatClient
 from bot.settings import Limits
-from bot.sink import FinalReply
 from bot.store import ConversationStore
 from bot.tools import ToolBox
 from bot.tools.schema import tool_from_function
@@ -46,27 +46,6 @@ async def noop(value: str) -> str:
         value: Anything.
     """
     return value
-
-
-@dataclass
-class Sink:
-    min_update_interval: float = 0.0
-    final: FinalReply | None = None
-
-    async def start(self) -> None:
-        return None
-
-    async def progress(self, status: str) -> None:
-        return None
-
-    async def update(self, text: str) -> None:
-        return None
-
-    async def finish(self, reply: FinalReply) -> None:
-        self.final = reply
-
-    async def fail(self, message: str) -> None:
-        raise RuntimeError(message)
 
 
 @dataclass
@@ -109,9 +88,12 @@ async def run(turns: int, redis_url: str) -> dict[str, Times]:
                     direct = await _direct(http, url, len(replies))
                     fake.enqueue(*replies)
                     key = ConversationKey("bench", "W", "C", f"{kind}-{turn}")
+                    sink = Sink()
                     began = time.perf_counter()
-                    await engine.handle(IncomingMessage(key=key, text="hi", author="a"), Sink())
+                    await engine.handle(IncomingMessage(key=key, text="hi", author="a"), sink)
                     took = time.perf_counter() - began
+                    if sink.failed is not None:
+                        raise RuntimeError(sink.failed)
                     if turn >= 10:
                         results[kind].direct.append(direct)
                         results[kind].engine.append(took)

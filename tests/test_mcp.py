@@ -14,19 +14,14 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
-from bot.engine import Engine, EngineConfig
 from bot.errors import ToolConfigError
-from bot.llm import ChatClient
-from bot.metrics import Metrics
-from bot.settings import Limits, RetryPolicy, Settings
-from bot.store import ConversationStore
+from bot.settings import Settings
 from bot.tools import ToolBox
 from bot.tools.mcp_client import McpTimings, McpTools
 from bot.tools.mcp_config import HttpServerConfig, StdioServerConfig, parse_mcp_config
-from tests.fakes.llm_server import FakeLLM, FakeToolCall, Reply, closed_base_url
-from tests.test_engine import RecordingSink, _msg
+from tests.fakes.llm_server import FakeLLM, FakeToolCall, closed_base_url
+from tests.test_tool_loop import ask_with_tools, tool_engine
 
 FAST = McpTimings(connect=30, ping_interval=0.2, max_backoff=0.5, first_use_wait=30)
 FAKE_TOOLS = {"lookup", "slow", "fail", "delete_item", "chart", "report", "grow"}
@@ -142,52 +137,21 @@ async def test_the_tool_list_is_read_again_when_the_server_says_it_changed(
         await source.aclose()
 
 
-@pytest.fixture
-async def engine_with(
-    fake_llm: FakeLLM, redis_client: aioredis.Redis
-) -> AsyncIterator[Callable[[ToolBox], Engine]]:
-    limits = Limits(context_budget=20_000)
-    llm = ChatClient(
-        api_key=SecretStr(fake_llm.api_key or ""),
-        base_url=fake_llm.base_url,
-        fallback_model="gpt-5.1",
-        retry=RetryPolicy(max_attempts=1),
-    )
-
-    def make(toolbox: ToolBox) -> Engine:
-        return Engine(
-            store=ConversationStore(redis_client, limits),
-            llm=llm,
-            config=EngineConfig(limits=limits, tool_timeout=2),
-            metrics=Metrics(),
-            toolbox=toolbox,
-        )
-
-    yield make
-    await llm.aclose()
-
-
 async def test_results_errors_and_timeouts_reach_the_model(
-    stdio_tools: McpTools, engine_with: Callable[[ToolBox], Engine], fake_llm: FakeLLM
+    stdio_tools: McpTools, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
-    engine = engine_with(ToolBox([], [stdio_tools]))
-    fake_llm.enqueue(
-        Reply(
-            tool_calls=[
-                FakeToolCall("fake__lookup", '{"key": "k"}', "c1"),
-                FakeToolCall("fake__fail", "{}", "c2"),
-                FakeToolCall("fake__slow", "{}", "c3"),
-            ]
-        ),
-        Reply("Done."),
-    )
-    sink = RecordingSink()
-    await engine.handle(_msg("go"), sink)
+    calls = [
+        FakeToolCall("fake__lookup", '{"key": "k"}', "c1"),
+        FakeToolCall("fake__fail", "{}", "c2"),
+        FakeToolCall("fake__slow", "{}", "c3"),
+    ]
+    toolbox = ToolBox([], [stdio_tools])
+    async with tool_engine(fake_llm, redis_client, toolbox, tool_timeout=2) as engine:
+        sink, results = await ask_with_tools(engine, fake_llm, calls, "Done.")
     assert sink.final is not None and sink.final.text == "Done."
     assert "Tools used: fake__lookup, fake__fail, fake__slow" in sink.final.notes
     offered = {spec["function"]["name"] for spec in fake_llm.requests[0].body["tools"]}
     assert offered == {f"fake__{name}" for name in FAKE_TOOLS}
-    results = {m["tool_call_id"]: m["content"] for m in fake_llm.requests[-1].body["messages"][-3:]}
     assert results["c1"].startswith("value of k from pid ")
     assert results["c2"].startswith("Error: ") and "the database is on fire" in results["c2"]
     assert results["c3"] == "Error: fake__slow took longer than 2 s."
@@ -197,36 +161,30 @@ async def test_results_errors_and_timeouts_reach_the_model(
 
 
 async def test_a_stdio_server_killed_mid_conversation_is_restarted(
-    stdio_tools: McpTools,
-    engine_with: Callable[[ToolBox], Engine],
-    fake_llm: FakeLLM,
-    tmp_path: Path,
+    stdio_tools: McpTools, fake_llm: FakeLLM, redis_client: aioredis.Redis, tmp_path: Path
 ) -> None:
-    engine = engine_with(ToolBox([], [stdio_tools]))
-    lookup = FakeToolCall("fake__lookup", '{"key": "k"}', "c1")
-    fake_llm.enqueue(Reply(tool_calls=[lookup]), Reply("First."))
-    await engine.handle(_msg("one"), RecordingSink())
-    first_pid = int((tmp_path / "fake.pid").read_text())
-    assert fake_llm.requests[-1].body["messages"][-1]["content"].endswith(f"pid {first_pid}")
+    lookup = [FakeToolCall("fake__lookup", '{"key": "k"}', "c1")]
+    async with tool_engine(fake_llm, redis_client, ToolBox([], [stdio_tools])) as engine:
+        _, results = await ask_with_tools(engine, fake_llm, lookup, "First.")
+        first_pid = int((tmp_path / "fake.pid").read_text())
+        assert results["c1"].endswith(f"pid {first_pid}")
 
-    os.kill(first_pid, signal.SIGKILL)
-    fake_llm.enqueue(Reply(tool_calls=[lookup]), Reply("Second."))
-    sink = RecordingSink()
-    await engine.handle(_msg("two"), sink)  # whatever the tool said, the user gets an answer
-    assert sink.final is not None and sink.final.text == "Second."
+        os.kill(first_pid, signal.SIGKILL)
+        sink, _ = await ask_with_tools(engine, fake_llm, lookup, "Second.")
+        # Whatever the tool could say while its server was down, the user gets an answer.
+        assert sink.final is not None and sink.final.text == "Second."
 
-    server = stdio_tools.servers[0]
+        server = stdio_tools.servers[0]
 
-    async def restarted() -> bool:
-        pid = (tmp_path / "fake.pid").read_text()
-        return pid != str(first_pid) and bool(server.tools)
+        async def restarted() -> bool:
+            pid = (tmp_path / "fake.pid").read_text()
+            return pid != str(first_pid) and bool(server.tools)
 
-    await _until(restarted)
-    fake_llm.enqueue(Reply(tool_calls=[lookup]), Reply("Third."))
-    await engine.handle(_msg("three"), RecordingSink())
+        await _until(restarted)
+        _, results = await ask_with_tools(engine, fake_llm, lookup, "Third.")
     second_pid = int((tmp_path / "fake.pid").read_text())
     assert second_pid != first_pid
-    assert fake_llm.requests[-1].body["messages"][-1]["content"].endswith(f"pid {second_pid}")
+    assert results["c1"].endswith(f"pid {second_pid}")
 
 
 # -- the fake server over streamable HTTP --------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import redis.asyncio as aioredis
@@ -68,55 +69,60 @@ async def tools() -> Tools:
     return Tools()
 
 
-async def _engine(
-    fake_llm: FakeLLM, redis_client: aioredis.Redis, watched: Tools, **config: object
+@asynccontextmanager
+async def tool_engine(
+    fake_llm: FakeLLM, redis_client: aioredis.Redis, toolbox: ToolBox, **config: object
 ) -> AsyncIterator[Engine]:
-    limits = Limits(context_budget=5_000)
+    """An engine on the fake model and real Redis, offering `toolbox`."""
+    limits = Limits(context_budget=20_000)
     llm = ChatClient(
         api_key=SecretStr(fake_llm.api_key or ""),
         base_url=fake_llm.base_url,
         fallback_model="gpt-5.1",
         retry=RetryPolicy(max_attempts=1),
     )
-    engine = Engine(
-        store=ConversationStore(redis_client, limits),
-        llm=llm,
-        config=EngineConfig(limits=limits, **config),  # type: ignore[arg-type]
-        metrics=Metrics(),
-        toolbox=watched.box(),
-    )
-    yield engine
-    await llm.aclose()
+    try:
+        yield Engine(
+            store=ConversationStore(redis_client, limits),
+            llm=llm,
+            config=EngineConfig(limits=limits, **config),  # type: ignore[arg-type]
+            metrics=Metrics(),
+            toolbox=toolbox,
+        )
+    finally:
+        await llm.aclose()
+
+
+async def ask_with_tools(
+    engine: Engine, fake_llm: FakeLLM, calls: list[FakeToolCall], answer: str
+) -> tuple[RecordingSink, dict[str, str]]:
+    """A turn where the model makes `calls`, then answers; the sink and what each call
+    returned to the model, by call id."""
+    fake_llm.enqueue(Reply(tool_calls=calls), Reply(answer))
+    sink = RecordingSink()
+    await engine.handle(_msg("go"), sink)
+    sent = fake_llm.requests[-1].body["messages"]
+    return sink, {m["tool_call_id"]: m["content"] for m in sent if m["role"] == "tool"}
 
 
 @pytest.fixture
 async def engine(
     fake_llm: FakeLLM, redis_client: aioredis.Redis, tools: Tools
 ) -> AsyncIterator[Engine]:
-    async for engine in _engine(fake_llm, redis_client, tools, tool_timeout=0.5):
+    async with tool_engine(fake_llm, redis_client, tools.box(), tool_timeout=0.5) as engine:
         yield engine
 
 
 async def test_calls_in_one_round_run_concurrently_and_the_answer_names_them(
     engine: Engine, fake_llm: FakeLLM
 ) -> None:
-    fake_llm.enqueue(
-        Reply(
-            tool_calls=[
-                FakeToolCall("meet", '{"name": "ana"}', "call_a"),
-                FakeToolCall("meet", '{"name": "bo"}', "call_b"),
-            ]
-        ),
-        Reply("Both met."),
-    )
-    sink = RecordingSink()
-    await engine.handle(_msg("meet?"), sink)
-    assert sink.final is not None and sink.final.text == "Both met."
-    sent = fake_llm.requests[-1].body["messages"]
-    assert sent[-2:] == [
-        {"role": "tool", "tool_call_id": "call_a", "content": "met ana"},
-        {"role": "tool", "tool_call_id": "call_b", "content": "met bo"},
+    meet = [
+        FakeToolCall("meet", '{"name": "ana"}', "call_a"),
+        FakeToolCall("meet", '{"name": "bo"}', "call_b"),
     ]
+    sink, results = await ask_with_tools(engine, fake_llm, meet, "Both met.")
+    assert sink.final is not None and sink.final.text == "Both met."
+    assert results == {"call_a": "met ana", "call_b": "met bo"}
     assert "Tools used: meet" in sink.final.notes
     assert any("meet" in status for status in sink.progress_seen)
     metrics = engine.metrics.render().decode()
@@ -127,24 +133,19 @@ async def test_calls_in_one_round_run_concurrently_and_the_answer_names_them(
 async def test_failing_timed_out_and_unknown_tools_go_back_to_the_model(
     engine: Engine, fake_llm: FakeLLM
 ) -> None:
-    fake_llm.enqueue(
-        Reply(
-            tool_calls=[
-                FakeToolCall("broken", "{}", "c1"),
-                FakeToolCall("slow", "{}", "c2"),
-                FakeToolCall("nope", "{}", "c3"),
-            ]
-        ),
-        Reply("Sorry, the tools failed."),
-    )
-    sink = RecordingSink()
-    await engine.handle(_msg("try"), sink)
+    calls = [
+        FakeToolCall("broken", "{}", "c1"),
+        FakeToolCall("slow", "{}", "c2"),
+        FakeToolCall("nope", "{}", "c3"),
+    ]
+    sink, results = await ask_with_tools(engine, fake_llm, calls, "Sorry, the tools failed.")
     assert sink.failure is None
     assert sink.final is not None and sink.final.text == "Sorry, the tools failed."
-    results = {m["tool_call_id"]: m["content"] for m in fake_llm.requests[-1].body["messages"][-3:]}
-    assert results["c1"] == "Error: broken failed: RuntimeError: disk on fire"
-    assert results["c2"] == "Error: slow took longer than 0.5 s."
-    assert results["c3"] == "Error: There is no tool named 'nope'."
+    assert results == {
+        "c1": "Error: broken failed: RuntimeError: disk on fire",
+        "c2": "Error: slow took longer than 0.5 s.",
+        "c3": "Error: There is no tool named 'nope'.",
+    }
     metrics = engine.metrics.render().decode()
     assert 'parley_tool_calls_total{outcome="error",tool="broken"} 1.0' in metrics
     assert 'parley_tool_calls_total{outcome="timeout",tool="slow"} 1.0' in metrics
@@ -169,7 +170,7 @@ async def test_rounds_stop_at_the_setting_and_the_last_request_offers_no_tools(
 ) -> None:
     picture = Reply(tool_calls=[FakeToolCall("picture", "{}")])
     fake_llm.enqueue(picture, picture, Reply("Done."))
-    async for engine in _engine(fake_llm, redis_client, tools, max_tool_rounds=2):
+    async with tool_engine(fake_llm, redis_client, tools.box(), max_tool_rounds=2) as engine:
         sink = RecordingSink()
         await engine.handle(_msg("loop"), sink)
         assert sink.final is not None and sink.final.text == "Done."
@@ -179,7 +180,7 @@ async def test_rounds_stop_at_the_setting_and_the_last_request_offers_no_tools(
 async def test_tools_off_means_no_tools_at_all(
     fake_llm: FakeLLM, redis_client: aioredis.Redis, tools: Tools
 ) -> None:
-    async for engine in _engine(fake_llm, redis_client, tools, tools=False):
+    async with tool_engine(fake_llm, redis_client, tools.box(), tools=False) as engine:
         await engine.handle(_msg("hi"), RecordingSink())
     assert "tools" not in fake_llm.requests[-1].body
 
