@@ -80,7 +80,7 @@ class ToolBox:
         return tool, args
 
     async def run(self, call: ToolCall) -> ToolResult:
-        """Run a call without approval or time limit (tests, `parley chat` tooling)."""
+        """Run a call directly: no approval, no time limit (answers use `ToolCalls`)."""
         found = await self.find(call)
         if isinstance(found, ToolResult):
             return found
