@@ -6,9 +6,11 @@ ways in the same run:
 - direct: the model requests of the turn sent with httpx and read to `[DONE]` (one for a
   plain turn, two for a tool turn: the tool call, then the answer);
 - engine: `Engine.handle` with the Redis store, the real client and a sink;
-- added: engine minus direct, i.e. Parley's own time on top of the model's.
+- added: each turn's engine time minus its direct time: Parley's own time on top of
+  the model's.
 
-The tool turn's added time minus the plain turn's is what the tool loop itself costs.
+The tool turn's added time minus the plain turn's is what the tool loop itself costs
+(within the noise of a shared machine).
 
     python -m bench.tools [--turns 300] [--redis-url URL]
 """
@@ -54,7 +56,8 @@ class Times:
     engine: list[float] = field(default_factory=list)
 
     def added(self, q: float) -> float:
-        return percentile(self.engine, q) - percentile(self.direct, q)
+        """Percentile of each turn's engine time minus its own direct time."""
+        return percentile([e - d for e, d in zip(self.engine, self.direct, strict=True)], q)
 
 
 async def _direct(http: httpx.AsyncClient, url: str, requests: int) -> float:
@@ -97,6 +100,11 @@ async def run(turns: int, redis_url: str) -> dict[str, Times]:
                     if turn >= 10:
                         results[kind].direct.append(direct)
                         results[kind].engine.append(took)
+            calls = engine.metrics.registry.get_sample_value(
+                "parley_tool_calls_total", {"tool": "noop", "outcome": "ok"}
+            )
+            if calls != turns + 10:
+                raise RuntimeError(f"expected {turns + 10} no-op tool calls, counted {calls}")
         finally:
             await http.aclose()
             await llm.aclose()
@@ -121,8 +129,11 @@ def main() -> None:
             f"| {kind} | {ms(percentile(times.direct, 50))} | {ms(percentile(times.engine, 50))} "
             f"| {ms(times.added(50))} | {ms(times.added(99))} |"
         )
-    loop_cost = results["tool"].added(50) - results["plain"].added(50)
-    print(f"\n(times in ms, {args.turns} turns each; the tool loop adds {ms(loop_cost)} ms p50)")
+    over_plain = results["tool"].added(50) - results["plain"].added(50)
+    print(
+        f"\n(times in ms, {args.turns} turns each; a tool turn's added p50 minus a plain "
+        f"turn's: {ms(over_plain)} ms)"
+    )
 
 
 if __name__ == "__main__":
