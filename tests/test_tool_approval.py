@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from fnmatch import fnmatchcase
 
 import pytest
 import redis.asyncio as aioredis
@@ -75,7 +76,7 @@ def _calls(
         timeout=5,
         on_progress=(seen if seen is not None else []).append,
         approval=gate,
-        approve_tools=("peek*",),
+        needs_approval=lambda name: fnmatchcase(name, "peek*"),
     )
 
 
@@ -156,7 +157,7 @@ async def test_no_answer_in_time_is_a_refusal_and_a_late_press_changes_nothing(
     )
 
 
-async def test_tools_named_in_approve_tools_need_approval_and_none_without_a_gate(
+async def test_tools_named_for_approval_need_it_and_none_run_without_a_gate(
     redis_client: aioredis.Redis,
 ) -> None:
     tools, shown = Deletions(), Shown()

@@ -200,3 +200,15 @@ async def test_each_call_reports_running_then_done_or_error(tools: Tools) -> Non
     assert by_call["b", "error"].summary == "broken takes no parameter x."
     assert [p.state for p in seen if p.call_id == "a"] == ["running", "done"]
     assert calls.note() == "Tools used: picture, broken"
+
+
+async def test_only_allowed_tools_are_offered_and_run(tools: Tools) -> None:
+    box = tools.box()
+    only_pictures = "picture".__eq__
+    assert [spec["function"]["name"] for spec in await box.specs(only_pictures)] == ["picture"]
+    calls = ToolCalls(box, Metrics(), timeout=1, on_progress=lambda _: None, allowed=only_pictures)
+    messages = await calls.run_round(
+        [ToolCall("a", "broken", "{}"), ToolCall("b", "picture", "{}")]
+    )
+    assert messages[0]["content"] == "Error: There is no tool named 'broken'."
+    assert messages[1]["content"] == "a blue square"

@@ -14,13 +14,13 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from bot.llm_types import ToolCall
 from bot.metrics import Metrics
 from bot.tools.base import Tool, ToolProgress, ToolResult, ToolState
-from bot.tools.registry import ToolBox
+from bot.tools.registry import ToolBox, ToolPredicate
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,16 @@ class ToolCalls:
         *,
         timeout: float,
         on_progress: ProgressCallback,
+        allowed: ToolPredicate | None = None,
         approval: ApprovalGate | None = None,
-        approve_tools: Collection[str] = (),
+        needs_approval: ToolPredicate | None = None,
     ) -> None:
-        """`approval` asks before a tool that changes something (MCP `destructiveHint`, or
-        named in `approve_tools`: tool names or `<server>__*`) runs; without it, such
-        tools are refused."""
+        """Only tools `allowed` says yes to may run (all, if it is None). `approval` asks
+        before a tool that changes something runs (MCP `destructiveHint`, or a name
+        `needs_approval` says yes to); without it, such tools are refused."""
+        self._allowed = allowed
         self._approval = approval
-        self._approve_tools = tuple(approve_tools)
+        self._needs_approval_by_name = needs_approval
         self._toolbox = toolbox
         self._metrics = metrics
         self._timeout = timeout
@@ -88,7 +90,7 @@ class ToolCalls:
         started = time.monotonic()
         outcome = "ok"
         try:
-            found = await self._toolbox.find(call)
+            found = await self._toolbox.find(call, self._allowed)
             if isinstance(found, ToolResult):
                 self._on_progress(ToolProgress(call.id, call.name, "running", summary))
                 result, outcome = found, "unknown"
@@ -121,10 +123,8 @@ class ToolCalls:
         return result
 
     def _needs_approval(self, tool: Tool) -> bool:
-        return tool.needs_approval or any(
-            tool.name == pattern or (pattern.endswith("*") and tool.name.startswith(pattern[:-1]))
-            for pattern in self._approve_tools
-        )
+        by_name = self._needs_approval_by_name
+        return tool.needs_approval or (by_name is not None and by_name(tool.name))
 
     async def _approved(self, call: ToolCall, tool: Tool) -> bool:
         summary = _args_summary(call)

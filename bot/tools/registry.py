@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from bot.llm_types import ToolCall
@@ -16,6 +16,8 @@ from bot.tools.mcp_client import McpTools
 from bot.tools.mcp_config import load_mcp_config
 
 log = logging.getLogger(__name__)
+
+ToolPredicate = Callable[[str], bool]  # e.g. the policy's ToolFilter.allows
 
 
 class ToolSource(Protocol):
@@ -53,7 +55,9 @@ class ToolBox:
             sources.append(McpTools(servers))
         return cls(load_entry_point_tools(context), sources)
 
-    async def available(self) -> dict[str, Tool]:
+    async def available(self, allowed: ToolPredicate | None = None) -> dict[str, Tool]:
+        """The tools available now, by name; only those `allowed` says yes to, if given
+        (the operator's per-channel list: names or `<server>__*`)."""
         tools = dict(self._tools)
         for source in self._sources:
             for tool in await source.tools():
@@ -61,14 +65,18 @@ class ToolBox:
                     log.warning("tool %s is offered twice; keeping the first", tool.name)
                     continue
                 tools[tool.name] = tool
-        return tools
+        if allowed is None:
+            return tools
+        return {name: tool for name, tool in tools.items() if allowed(name)}
 
-    async def specs(self) -> list[dict[str, Any]]:
-        return [tool.spec() for tool in (await self.available()).values()]
+    async def specs(self, allowed: ToolPredicate | None = None) -> list[dict[str, Any]]:
+        return [tool.spec() for tool in (await self.available(allowed)).values()]
 
-    async def find(self, call: ToolCall) -> tuple[Tool, dict[str, Any]] | ToolResult:
+    async def find(
+        self, call: ToolCall, allowed: ToolPredicate | None = None
+    ) -> tuple[Tool, dict[str, Any]] | ToolResult:
         """The tool a call names and its arguments, or the error to give the model."""
-        tool = (await self.available()).get(call.name)
+        tool = (await self.available(allowed)).get(call.name)
         if tool is None:
             return ToolResult.error(f"There is no tool named {call.name!r}.")
         try:
