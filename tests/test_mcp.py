@@ -241,10 +241,17 @@ async def http_server(tmp_path: Path) -> AsyncIterator[HttpServer]:
 async def test_http_server_tools_and_reconnect_after_it_comes_back(
     http_server: HttpServer,
 ) -> None:
-    source = McpTools([HttpServerConfig("web", http_server.url, {"X-Team": "core"})], FAST)
+    [config] = parse_mcp_config(
+        f'{{"mcpServers": {{"web": {{"url": "{http_server.url}", '
+        '"headers": {"X-Team": "team-${TEAM}"}}}}',
+        {"TEAM": "core"},
+    )
+    source = McpTools([config], FAST)
     try:
         tools = {tool.name: tool for tool in await source.tools()}
         assert set(tools) == {f"web__{name}" for name in FAKE_TOOLS}
+        header = await tools["web__lookup"].run({"key": "header:x-team"})
+        assert header.text == "header:x-team=team-core"
         first = await tools["web__lookup"].run({"key": "k"})
         assert first.text.startswith("value of k from pid ")
 

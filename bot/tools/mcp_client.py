@@ -77,6 +77,7 @@ class McpServer:
         self._wake = asyncio.Event()
         self._relist = False
         self._broken = False
+        self._closing = False
 
     def start(self) -> None:
         if self._task is None:
@@ -86,11 +87,15 @@ class McpServer:
         await self._settled.wait()
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._closing = True
+        task.cancel()
+        # The transport's task group may turn the cancellation into an error on the way
+        # out; `_closing` makes the loop end then too, instead of reconnecting.
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def call(self, tool: str, args: Mapping[str, Any]) -> ToolResult:
         session = self._session
@@ -113,11 +118,13 @@ class McpServer:
 
     async def _keep_connected(self) -> None:
         backoff = 0.5
-        while True:
+        while not self._closing:
             started = time.monotonic()
             try:
                 await self._serve()
             except Exception as exc:
+                if self._closing:
+                    return
                 log.warning(
                     "MCP server %s is unavailable, its tools are withdrawn: %s",
                     self.name,

@@ -1,7 +1,8 @@
 """A fake MCP server built with the official SDK's own server side (FastMCP).
 
-Tools: `lookup` (read-only: answers with the key, this process's id and, for key
-"token", the FAKE_MCP_TOKEN from its environment), `slow` (sleeps), `fail` (raises),
+Tools: `lookup` (read-only: answers with the key and this process's id; for key
+"token", the FAKE_MCP_TOKEN from its environment; for "header:<name>", that header of
+the HTTP request), `slow` (sleeps), `fail` (raises),
 `delete_item` (`destructiveHint: true`), `chart` (an image plus text) and `report`
 (text and structured content) and `grow` (adds a tool `extra`, then sends
 `notifications/tools/list_changed`).
@@ -34,10 +35,14 @@ def build(port: int = 0) -> FastMCP:
     server = FastMCP("fake", host="127.0.0.1", port=port, log_level="WARNING")
 
     @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
-    async def lookup(key: str) -> str:
+    async def lookup(key: str, ctx: Context) -> str:
         """Look a key up in the fake's table."""
         if key == "token":
             return f"token={os.environ.get('FAKE_MCP_TOKEN', '')}"
+        if key.startswith("header:"):
+            request = ctx.request_context.request  # the HTTP request, over streamable HTTP
+            headers = getattr(request, "headers", {})
+            return f"{key}={headers.get(key.removeprefix('header:'), '')}"
         return f"value of {key} from pid {os.getpid()}"
 
     @server.tool()
