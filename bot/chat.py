@@ -212,5 +212,6 @@ async def chat(
             out.flush()
     finally:
         await engine.llm.aclose()
+        await engine.toolbox.aclose()
         await engine.store.aclose()
     return 0

@@ -58,7 +58,7 @@ from bot.settings import GenerationParams, Limits, Settings
 from bot.sink import FinalReply, ReplySink
 from bot.store import ConversationStore
 from bot.tokens import estimate_tokens
-from bot.tools import ToolBox
+from bot.tools import ToolBox, ToolCalls
 from bot.usage import Governance
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,6 @@ HELP_TEXT = (
     "and I'll remember the conversation. You can attach images and text files too."
 )
 RESTART_TEXT = "I was restarted before I could finish this answer. Please ask again."
-MAX_TOOL_ROUNDS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +79,8 @@ class EngineConfig:
     tools: bool = True
     show_reasoning: bool = True
     redactor: Redactor = field(default_factory=lambda: Redactor(()))  # secrets never posted
+    tool_timeout: float = 30.0
+    max_tool_rounds: int = 8
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -91,6 +92,8 @@ class EngineConfig:
             tools=settings.bot_tools,
             show_reasoning=settings.bot_show_reasoning,
             redactor=Redactor.from_settings(settings),
+            tool_timeout=settings.bot_tool_timeout,
+            max_tool_rounds=settings.bot_max_tool_rounds,
         )
 
 
@@ -362,12 +365,21 @@ class Engine:
         started: float,
     ) -> _Answer:
         """Stream the model's answer, running tool calls until it gives text."""
-        tools = self.toolbox.specs() if self.config.tools else None
+        tools = await self.toolbox.specs() if self.config.tools else None
         notes = prepared.notes
         usage = Usage()
+        rounds = self.config.max_tool_rounds
         async with self._pusher(sink) as pusher:
-            for _ in range(MAX_TOOL_ROUNDS + 1):
-                request = ChatRequest(model, messages, self.config.generation, tools)
+            calls = ToolCalls(
+                self.toolbox,
+                self.metrics,
+                timeout=self.config.tool_timeout,
+                on_progress=lambda progress: pusher.status(progress.status_line()),
+            )
+            for round_ in range(rounds + 1):
+                # The last request offers no tools, so the model has to answer in text.
+                offered = tools if round_ < rounds else None
+                request = ChatRequest(model, messages, self.config.generation, offered)
                 try:
                     text, done = await self._stream(request, pusher, notes, started)
                 except StreamInterrupted as exc:
@@ -393,6 +405,8 @@ class Engine:
                         notes.append("The answer hit the length limit and may be incomplete.")
                     if done.finish_reason == "content_filter":
                         notes.append("Part of the answer was withheld by the content filter.")
+                    if used := calls.note():
+                        notes.append(used)
                     return _Answer(text, model, usage, notes)
                 messages = [
                     *messages,
@@ -401,12 +415,9 @@ class Engine:
                         "content": text or None,
                         "tool_calls": [c.as_message_part() for c in done.tool_calls],
                     },
+                    *await calls.run_round(done.tool_calls),
                 ]
-                for call in done.tool_calls:
-                    pusher.status(f"Using {call.name}…")
-                    result = await asyncio.to_thread(self.toolbox.run, call)
-                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-        log.warning("model %s still calling tools after %d rounds", model, MAX_TOOL_ROUNDS)
+        log.warning("model %s still calling tools after %d rounds", model, rounds)
         return _Answer("", model, usage, notes)
 
     @asynccontextmanager

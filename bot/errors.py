@@ -20,6 +20,9 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │                                object loop, time or memory limit
     ├── StoreUnavailable             Redis can't be reached
     ├── PlatformConfigError          a platform's settings can't work (at start-up)
+    ├── ToolError                    a tool couldn't do what the model asked (told to the model)
+    │   ├── FetchRefused             fetch_url won't fetch that address or response
+    │   └── ToolConfigError          the BOT_MCP_CONFIG file is invalid (names the line)
     ├── BotBusy                      the thread's previous answer is still being written
     ├── PolicyFileError              BOT_POLICY_FILE can't be used (for the operator)
     ├── QuotaExceeded                a daily token cap of the policy is reached
@@ -160,6 +163,28 @@ class PlatformConfigError(ParleyError, ValueError):
     """
 
     kind = "config"
+
+
+class ToolError(ParleyError):
+    """A tool failed; its message goes back to the model as the tool's result."""
+
+    kind = "tool"
+
+    @property
+    def user_message(self) -> str:
+        return f"A tool failed: {self}"
+
+
+class FetchRefused(ToolError):
+    kind = "fetch_refused"
+
+
+class ToolConfigError(ToolError):
+    kind = "tool_config"
+
+    @property
+    def user_message(self) -> str:
+        return f"I'm misconfigured: {self}. Please ask the operator to fix BOT_MCP_CONFIG."
 
 
 class BotBusy(ParleyError):

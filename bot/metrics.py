@@ -63,6 +63,15 @@ class Metrics:
             ["rating", "model"],
             registry=r,
         )
+        self.tool_calls = Counter(
+            "parley_tool_calls",
+            "Tool calls the model made, by tool and outcome (ok, error, timeout, denied, unknown)",
+            ["tool", "outcome"],
+            registry=r,
+        )
+        self.tool_rounds = Counter(
+            "parley_tool_rounds", "Rounds of tool calls within answers", registry=r
+        )
         self.in_flight = Gauge("parley_answers_in_flight", "Answers being written", registry=r)
 
     def render(self) -> bytes:

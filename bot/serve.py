@@ -23,6 +23,7 @@ from bot.platform import Platform, configured_platforms
 from bot.server import create_app
 from bot.settings import DEFAULT_BASE_URL, Settings
 from bot.store import ConversationStore
+from bot.tools import ToolBox
 from bot.usage import Governance
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def build_engine(settings: Settings, metrics: Metrics) -> Engine:
         config=EngineConfig.from_settings(settings),
         metrics=metrics,
         governance=Governance.from_settings(settings, store.redis, metrics),
+        toolbox=ToolBox.from_settings(settings),
     )
 
 
@@ -120,6 +122,7 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()
         await self.engine.llm.aclose()
+        await self.engine.toolbox.aclose()
         await self.engine.store.aclose()
 
 

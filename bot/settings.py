@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     bot_tools: bool = True  # offer the built-in tools (function calling) to the model
     bot_show_reasoning: bool = True  # show reasoning models' thinking as progress
 
+    # Tools
+    bot_mcp_config: str | None = None  # path of an {"mcpServers": {...}} JSON file
+    bot_tool_timeout: float = Field(default=30.0, gt=0)  # seconds per tool call
+    bot_max_tool_rounds: int = Field(default=8, ge=1)  # rounds of tool calls per answer
+    bot_fetch_allow_private: bool = False  # let fetch_url reach private addresses
+
     # Generation parameters (sent only when set)
     bot_temperature: float | None = Field(default=None, ge=0, le=2)
     bot_top_p: float | None = Field(default=None, ge=0, le=1)

@@ -2,26 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.llm_types import ToolCall
 from bot.settings import GenerationParams, Settings
-from bot.tools import ToolBox
-
-
-def test_calculate_is_exact_and_safe() -> None:
-    box = ToolBox()
-    assert box.run(ToolCall("1", "calculate", '{"expression": "(17*23)/4"}')) == "97.75"
-    assert box.run(ToolCall("1", "calculate", '{"expression": "2**10"}')) == "1024"
-    refused = box.run(ToolCall("1", "calculate", '{"expression": "__import__(\\"os\\")"}'))
-    assert refused.startswith("Could not evaluate")
-
-
-def test_current_time_and_bad_input_are_answered_not_raised() -> None:
-    box = ToolBox()
-    assert box.run(ToolCall("1", "current_time", '{"timezone": "Asia/Tokyo"}')).endswith("+09:00")
-    assert "Unknown time zone" in box.run(ToolCall("1", "current_time", '{"timezone": "Mars"}'))
-    assert "no tool named" in box.run(ToolCall("1", "rm_rf", "{}"))
-    assert "not valid JSON" in box.run(ToolCall("1", "calculate", "{oops"))
-    assert {spec["function"]["name"] for spec in box.specs()} == {"current_time", "calculate"}
 
 
 def test_generation_params_are_sent_only_when_set() -> None:
@@ -46,3 +27,17 @@ def test_settings_read_the_public_environment_names(monkeypatch: pytest.MonkeyPa
     assert settings.evolink_base_url == "https://direct.evolink.ai"
     assert settings.evolink_fallback_base_url == "https://api.evolink.ai"
     assert settings.bot_fallback_model == "gpt-5.1" and settings.port == 3000
+
+
+def test_tool_settings_have_the_issue_names_and_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings(_env_file=None)
+    assert defaults.bot_tool_timeout == 30.0 and defaults.bot_max_tool_rounds == 8
+    assert defaults.bot_mcp_config is None and defaults.bot_fetch_allow_private is False
+    monkeypatch.setenv("BOT_MCP_CONFIG", "/etc/parley/mcp.json")
+    monkeypatch.setenv("BOT_TOOL_TIMEOUT", "5")
+    monkeypatch.setenv("BOT_MAX_TOOL_ROUNDS", "2")
+    monkeypatch.setenv("BOT_FETCH_ALLOW_PRIVATE", "true")
+    settings = Settings(_env_file=None)
+    assert settings.bot_mcp_config == "/etc/parley/mcp.json"
+    assert settings.bot_tool_timeout == 5.0 and settings.bot_max_tool_rounds == 2
+    assert settings.bot_fetch_allow_private is True
