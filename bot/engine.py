@@ -5,13 +5,13 @@ For each message an adapter hands over, `Engine.handle`:
 1. answers each platform event once (`event_id`, deduplicated in Redis across replicas);
 2. checks the input and prepares its parts (images normalized in a worker thread, text
    files inlined, unreadable files noted) before taking any lock;
-3. locks the conversation across processes, seeds it from the platform thread if the
-   store has none, stores the user turn and reads the history in one round trip;
+3. locks the conversation across processes, stores the user turn and reads the history
+   in one round trip (seeding it first from the platform thread if the store has none);
 4. streams the completion into the adapter's sink, pushing the text at most every
    `sink.min_update_interval` seconds from a separate task (a slow platform edit never
    holds up reading the model's stream), runs tool calls the model makes;
-5. stores the answer, releases the lock, and finishes the sink — or fails it with a
-   message the user can act on. Whatever happens, the sink is finished or failed.
+5. stores the answer and releases the lock in one round trip, and finishes the sink —
+   or fails it with a message the user can act on. Whatever happens, the sink is finished or failed.
 """
 
 from __future__ import annotations
@@ -299,15 +299,12 @@ class Engine:
     async def _converse(
         self, msg: IncomingMessage, prepared: _Prepared, sink: ReplySink, started: float
     ) -> _Answer:
-        key = msg.key
-        async with self.store.lock(key):
-            if msg.seed is not None and not await self.store.exists(key):
-                seed = await msg.seed()
-                if seed:
-                    await self.store.extend(key, seed)
-            turn = Turn.make(Role.USER, prepared.parts, msg.author)
-            budget = max(self.config.limits.context_budget - self._system_tokens, 1)
-            history = await self.store.add_user_turn(key, turn, prepared.images, budget)
+        turn = Turn.make(Role.USER, prepared.parts, msg.author)
+        budget = max(self.config.limits.context_budget - self._system_tokens, 1)
+        async with self.store.turn(
+            msg.key, turn, prepared.images, budget, seed=msg.seed
+        ) as held:
+            history = held.history
             if history.trimmed:
                 prepared.notes.append(
                     "Older messages in this thread were left out to fit the model's context."
@@ -316,7 +313,7 @@ class Engine:
             messages = to_api_messages(self.config.system_prompt, history.turns, history.images)
             answer = await self._complete(messages, model, prepared, sink, started)
             if answer.text:
-                await self.store.add_turn(key, Turn.text(Role.ASSISTANT, answer.text))
+                await held.finish(Turn.text(Role.ASSISTANT, answer.text))
             return answer
 
     async def _complete(

@@ -11,7 +11,7 @@ place defaults live; the rest of the code receives them instead of loose numbers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -140,7 +140,11 @@ class Settings(BaseSettings):
     evolink_max_retries: int = Field(default=RetryPolicy.max_attempts - 1, ge=0)
 
     # Storage and limits
+    # Unset: an embedded in-process store. `cluster`: seed nodes, comma-separated.
+    # `sentinel`: the sentinels, comma-separated; REDIS_SENTINEL_MASTER names the master.
     redis_url: str | None = None
+    redis_mode: Literal["single", "cluster", "sentinel"] = "single"
+    redis_sentinel_master: str = "mymaster"
     bot_history_ttl: int = Field(default=Limits.history_ttl, ge=60)
     bot_context_budget: int = Field(default=Limits.context_budget, ge=1000)
     bot_max_input_chars: int = Field(default=Limits.max_input_chars, ge=1)

@@ -1,0 +1,154 @@
+"""The Lua scripts that make a turn three round trips, and a runner for them.
+
+Every script touches only the keys of one conversation (one hash tag, so one cluster
+slot) and runs atomically on the server. `KEYS` are always the conversation's
+``lock``, ``conv`` and ``meta`` keys; image keys are built inside the scripts from the
+conversation's image prefix, which carries the same hash tag.
+
+An append's arguments, wherever they start (`APPEND` reads them from index ``i`` on):
+
+    ttl, max_turns, image_prefix,
+    n, turn_json * n,                     turns to RPUSH, oldest first
+    m, (sha256, bytes) * m,               image bytes to SET with the TTL
+    r, sha256 * r                         stored images whose TTL to refresh
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from hashlib import sha1
+
+from redis.exceptions import NoScriptError
+
+from bot.store.client import Client
+
+# Appends turns (RPUSHX instead of RPUSH when `only_if_present`), trims, refreshes TTLs.
+# Returns the index after its arguments and the list's length (0: nothing appended).
+_APPEND = """
+local function append(argv, i, only_if_present)
+  local ttl, keep, imgp = tonumber(argv[i]), tonumber(argv[i + 1]), argv[i + 2]
+  i = i + 3
+  local n = tonumber(argv[i])
+  local turns = {}
+  for j = 1, n do turns[j] = argv[i + j] end
+  i = i + n + 1
+  local length = 0
+  if n > 0 then
+    length = redis.call(only_if_present and 'RPUSHX' or 'RPUSH', KEYS[2], unpack(turns))
+  end
+  if length > 0 then
+    redis.call('LTRIM', KEYS[2], -keep, -1)
+    redis.call('EXPIRE', KEYS[2], ttl)
+    redis.call('EXPIRE', KEYS[3], ttl)
+  end
+  local given = {}
+  local m = tonumber(argv[i])
+  i = i + 1
+  for j = 1, m do
+    if length > 0 then redis.call('SET', imgp .. argv[i], argv[i + 1], 'EX', ttl) end
+    given[argv[i]] = true
+    i = i + 2
+  end
+  local r = tonumber(argv[i])
+  i = i + 1
+  for j = 1, r do
+    if length > 0 then redis.call('EXPIRE', imgp .. argv[i], ttl) end
+    i = i + 1
+  end
+  return i, length, given
+end
+"""
+
+# BEGIN: take the lock (or keep it, when this token holds it already), then append the
+# user turn and read what the request sends. ARGV: token, lease_ms, need_seed ("1": stop
+# after locking if the conversation has no list yet), budget, then an append.
+# Returns {0, lock_pttl} when another holder has the lock, {2} when a seed is needed,
+# else {1, length, model or "", newest kept turns (newest first), {sha, bytes, ...}}.
+BEGIN = (
+    _APPEND
+    + """
+local token, lease, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
+if redis.call('GET', KEYS[1]) == token then
+  redis.call('PEXPIRE', KEYS[1], lease)
+elseif not redis.call('SET', KEYS[1], token, 'NX', 'PX', lease) then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+  return {2}
+end
+local _, length, given = append(ARGV, 5, false)
+local all = redis.call('LRANGE', KEYS[2], 0, -1)
+local imgp, ttl = ARGV[7], tonumber(ARGV[5])
+local kept, used, images, seen = {}, 0, {}, {}
+for j = #all, 1, -1 do
+  local turn = cjson.decode(all[j])
+  if #kept > 0 and used + turn.k > budget then break end
+  used = used + turn.k
+  kept[#kept + 1] = all[j]
+  for _, part in ipairs(turn.p) do
+    local sha = part.img
+    if sha and not given[sha] and not seen[sha] then
+      seen[sha] = true
+      local data = redis.call('GET', imgp .. sha)
+      if data then
+        redis.call('EXPIRE', imgp .. sha, ttl)
+        images[#images + 1] = sha
+        images[#images + 1] = data
+      end
+    end
+  end
+end
+return {1, length, redis.call('HGET', KEYS[3], 'model') or '', kept, images}
+"""
+)
+
+# FINISH: append the answer to the conversation if it still exists (a /reset or an
+# expiry during the answer must not leave a history that starts with it), and release
+# the lock if this token still holds it. ARGV: token, then an append.
+# Returns 1 if the lock was held until now, else 0.
+FINISH = (
+    _APPEND
+    + """
+append(ARGV, 2, true)
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+)
+
+# EXTEND: append turns (a seed from the platform thread). ARGV: an append.
+EXTEND = (
+    _APPEND
+    + """
+local _, length = append(ARGV, 1, false)
+return length
+"""
+)
+
+# RENEW: reset the lock's lease if this token still holds it. ARGV: token, lease_ms.
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+class Script:
+    """One script, run by its SHA1 (one round trip once the server has cached it)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = sha1(source.encode(), usedforsecurity=False).hexdigest()
+
+    async def __call__(
+        self, client: Client, keys: Sequence[str], args: Sequence[str | bytes | int]
+    ) -> object:
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            # A new server (first use, restart, failover) has no cached copy: EVAL
+            # caches it there for the next time.
+            return await client.eval(self.source, len(keys), *keys, *args)
