@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from fakeredis import FakeAsyncRedis, FakeServer
 from redis.asyncio.connection import AbstractConnection
 
-from bot.conversation import ConversationKey, ImageRef, Role, TextPart, Turn
+from bot.conversation import ConversationKey, ImageRef, Role, SeedLoader, TextPart, Turn
 from bot.errors import BotBusy, StoreUnavailable
 from bot.settings import Limits, Settings
 from bot.store import ConversationStore, HeldTurn, History
@@ -373,12 +373,22 @@ async def test_a_waiting_message_goes_after_the_holder(backend: Backend) -> None
 
 async def test_the_lock_is_renewed_past_its_timeout(backend: Backend) -> None:
     first, second = backend.store(), backend.store()
+    lease = 1.0  # renewed every third of it: a stall of two thirds would lose it
+    loop = asyncio.get_running_loop()
 
-    async with lock(first, KEY, timeout=0.2, blocking_timeout=0.1):
-        await asyncio.sleep(0.45)  # more than twice the timeout
-        assert 0 < await backend.raw.pttl(lock_key(KEY)) <= 200
+    async with lock(first, KEY, timeout=lease, blocking_timeout=0.1):
+        started = loop.time()
+        renewals, last = 0, await backend.raw.pttl(lock_key(KEY))
+        # Watch the renewals themselves rather than sleep: the lease must be reset at
+        # least three times and outlive twice its length.
+        while renewals < 3 or loop.time() - started < 2 * lease:
+            await asyncio.sleep(0.02)
+            left = await backend.raw.pttl(lock_key(KEY))
+            assert 0 < left <= lease * 1000, "the lock expired while held"
+            renewals += left > last
+            last = left
         with pytest.raises(BotBusy):
-            async with lock(second, KEY, timeout=0.2, blocking_timeout=0.05):
+            async with lock(second, KEY, timeout=lease, blocking_timeout=0.05):
                 pytest.fail("the lock expired while held")
 
     assert await backend.raw.exists(lock_key(KEY)) == 0
@@ -429,6 +439,82 @@ async def test_embedded_default_warns_once_that_history_is_not_kept(
     assert texts(history.turns) == ["hi"]
     assert await store.ping()
     await store.aclose()
+
+
+async def test_the_seed_is_stored_once_before_the_first_turn(backend: Backend) -> None:
+    first, second = backend.store(), backend.store()
+    seeded: list[str] = []
+    seeding, release = asyncio.Event(), asyncio.Event()
+
+    def loader(name: str) -> SeedLoader:
+        async def seed() -> list[Turn]:
+            seeded.append(name)
+            seeding.set()
+            await release.wait()  # the platform is slow; the other replica is waiting
+            return [Turn.text(Role.USER, "first"), Turn.text(Role.ASSISTANT, "hello")]
+
+        return seed
+
+    async def message(store: ConversationStore, text: str) -> list[str]:
+        async with store.turn(KEY, user(text), {}, BIG_BUDGET, seed=loader(text)) as held:
+            await held.finish(Turn.text(Role.ASSISTANT, f"re: {text}"))
+            return texts(held.history.turns)
+
+    one = asyncio.create_task(message(first, "second"))
+    await seeding.wait()
+    two = asyncio.create_task(message(second, "third"))
+    release.set()
+
+    assert await one == ["first", "hello", "second"]
+    assert await two == ["first", "hello", "second", "re: second", "third"]
+    assert seeded == ["second"]  # the store had a list by the time the second one ran
+
+
+async def test_a_seed_is_not_read_when_the_store_has_the_thread(backend: Backend) -> None:
+    store = backend.store()
+    await add_user_turn(store, KEY, user("first"), {}, BIG_BUDGET)
+
+    async def seed() -> list[Turn]:
+        pytest.fail("seeded a thread the store has")
+
+    async with store.turn(KEY, user("second"), {}, BIG_BUDGET, seed=seed) as held:
+        assert texts(held.history.turns) == ["first", "second"]
+
+
+async def test_an_answer_is_not_stored_alone_after_the_thread_was_reset(
+    backend: Backend,
+) -> None:
+    store = backend.store()
+    async with store.turn(KEY, user("one"), {}, BIG_BUDGET) as held:
+        await store.reset(KEY)  # /reset, or the history expired, during the answer
+        await held.finish(Turn.text(Role.ASSISTANT, "answer to one"))
+
+    history = await add_user_turn(store, KEY, user("two"), {}, BIG_BUDGET)
+
+    # Never [assistant, user]: a history that starts with an answer to nothing.
+    assert texts(history.turns) == ["two"]
+    assert await backend.raw.exists(lock_key(KEY)) == 0
+
+
+async def test_the_embedded_store_takes_a_burst_of_200_conversations() -> None:
+    store = ConversationStore.from_settings(Settings(_env_file=None, redis_url=None))
+    keys = [ConversationKey("test", "team", "chan", f"burst-{n}") for n in range(200)]
+    all_in = asyncio.Barrier(len(keys))
+
+    async def converse(n: int, key: ConversationKey) -> list[str]:
+        # Both deliveries of a mention claim it: one wins.
+        claims = await asyncio.gather(*(store.claim_event(f"Ev{n}") for _ in range(2)))
+        assert sorted(claims) == [False, True]
+        async with store.turn(key, user(f"question {n}"), {}, BIG_BUDGET) as held:
+            await all_in.wait()  # every conversation locked and stored at once
+            await held.finish(Turn.text(Role.ASSISTANT, f"answer {n}"))
+        return texts((await add_user_turn(store, key, user("next"), {}, BIG_BUDGET)).turns)
+
+    try:
+        histories = await asyncio.gather(*(converse(n, k) for n, k in enumerate(keys)))
+    finally:
+        await store.aclose()
+    assert histories == [[f"question {n}", f"answer {n}", "next"] for n in range(200)]
 
 
 # Redis unreachable
