@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -21,6 +22,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
+        return port
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (10000 higher) is free too and exists."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
         return port
 
 
@@ -75,3 +90,25 @@ class RedisProcess:
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait(timeout=30)
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Poll `condition` until it holds; generous, for a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting until {what}")
+        time.sleep(0.05)
+
+
+def info(process: RedisProcess, section: str) -> dict[str, str]:
+    """One INFO section as text fields (or CLUSTER INFO with `section="cluster info"`)."""
+    with process.client() as client:
+        command = ("CLUSTER", "INFO") if section == "cluster info" else ("INFO", section)
+        raw = client.execute_command(*command)
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}
+    text = raw.decode() if isinstance(raw, bytes) else str(raw)
+    return dict(
+        line.split(":", 1) for line in text.splitlines() if ":" in line and line[0] != "#"
+    )

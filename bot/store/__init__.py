@@ -126,15 +126,24 @@ class HeldTurn:
 class ConversationStore:
     """Conversation history and coordination, shared by every process on one Redis."""
 
-    def __init__(self, client: Client, limits: Limits, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        client: Client,
+        limits: Limits,
+        prefix: str = DEFAULT_PREFIX,
+        *,
+        helpers: Sequence[Client] = (),
+    ) -> None:
         self._redis = client
         self._limits = limits
         self._prefix = prefix
+        self._helpers = helpers  # closed with the client (a sentinel-watched master's sentinels)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConversationStore:
         """A store for `REDIS_MODE` on `REDIS_URL`, or an embedded one when it is unset."""
-        return cls(connect(settings), settings.limits())
+        client, helpers = connect(settings)
+        return cls(client, settings.limits(), helpers=helpers)
 
     def turn(
         self,
@@ -273,6 +282,8 @@ class ConversationStore:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+        for helper in self._helpers:
+            await helper.aclose()
 
     def _keys(self, key: ConversationKey) -> _Keys:
         tag = "{" + key.id + "}"

@@ -67,24 +67,28 @@ def _nodes(urls: str) -> list[tuple[str, int]]:
     return nodes
 
 
-def connect(settings: Settings) -> Client:
-    """A client for `settings.redis_mode`, or an embedded server without `REDIS_URL`."""
+def connect(settings: Settings) -> tuple[Client, list[aioredis.Redis]]:
+    """A client for `settings.redis_mode`, or an embedded server without `REDIS_URL`.
+
+    Also the clients it uses on the side (the sentinels), to be closed with it.
+    """
     url = settings.redis_url
     if not url:
         log.warning(
             "REDIS_URL is not set: using an in-process store; conversation history is "
             "not kept across restarts or shared between replicas"
         )
-        return FakeAsyncRedis(
+        embedded = FakeAsyncRedis(
             server=FakeServer(),
             connection_pool_class=BlockingConnectionPool,
             max_connections=MAX_CONNECTIONS,
             timeout=POOL_WAIT,
             driver_info=None,
         )
+        return embedded, []
     if settings.redis_mode == "cluster":
         first = urlsplit(url.split(",")[0].strip())
-        return RedisCluster(
+        cluster = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in _nodes(url)],
             max_connections=MAX_CONNECTIONS,
             username=first.username,
@@ -92,6 +96,7 @@ def connect(settings: Settings) -> Client:
             ssl=first.scheme == "rediss",
             **_connection_options(),
         )
+        return cluster, []
     if settings.redis_mode == "sentinel":
         first = urlsplit(url.split(",")[0].strip())
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
@@ -113,7 +118,7 @@ def connect(settings: Settings) -> Client:
             timeout=POOL_WAIT,
             health_check_interval=HEALTH_CHECK_INTERVAL,
         )
-        return master
+        return master, list(sentinel.sentinels)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
@@ -121,4 +126,4 @@ def connect(settings: Settings) -> Client:
         health_check_interval=HEALTH_CHECK_INTERVAL,
         **_connection_options(),
     )
-    return aioredis.Redis.from_pool(pool)
+    return aioredis.Redis.from_pool(pool), []
