@@ -13,6 +13,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio as aioredis
@@ -299,6 +300,20 @@ async def test_a_message_and_its_answer_take_three_round_trips_claim_and_lock_in
     history = await add_user_turn(store, KEY, user("last"), {}, BIG_BUDGET)
     assert texts(history.turns)[-3:] == ["and this?", "ok", "last"]
     assert set(history.images) == {PNG_SHA, other_sha}
+
+
+async def test_a_new_connection_sends_no_handshake_commands(
+    redis_url: str, redis_client: aioredis.Redis, round_trips: RoundTrips
+) -> None:
+    store = ConversationStore.from_settings(Settings(_env_file=None, redis_url=redis_url))
+    select = 1 if urlsplit(redis_url).path.strip("/") not in ("", "0") else 0
+    try:
+        first = await round_trips.measure(store.claim_event("Ev-first"))
+        again = await round_trips.measure(store.claim_event("Ev-again"))
+    finally:
+        await store.aclose()
+    # No HELLO, CLIENT SETNAME/SETINFO or health-check PING: only SELECT, once.
+    assert (first, again) == (1 + select, 1)
 
 
 async def test_model_is_set_per_conversation(backend: Backend) -> None:

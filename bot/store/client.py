@@ -3,8 +3,11 @@ an embedded in-process server when `REDIS_URL` is unset.
 
 Every client keeps its connections (a pool that queues a burst for a connection, for a
 bounded time, instead of failing it) and opens each one with no extra round trips: no
-HELLO (RESP2), no CLIENT SETNAME, no CLIENT SETINFO (which also spares redis-py a
-package-metadata lookup per connection).
+HELLO (RESP2 rather than redis-py's default RESP3), no CLIENT SETNAME, no CLIENT SETINFO
+(which also spares redis-py a package-metadata lookup per connection), no health-check
+PING (a pooled connection that went stale fails its first command with a connection
+error, which the one retry answers on a new connection). Only SELECT, for a database
+other than 0, is sent once per new connection.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ Client = aioredis.Redis | RedisCluster
 # been applied, and replaying an RPUSH would duplicate a turn.
 CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 5.0
-HEALTH_CHECK_INTERVAL = 30
 # redis-py's pools refuse a 101st concurrent command ("Too many connections"); a burst
 # of turns must queue for a connection instead, for a bounded time.
 MAX_CONNECTIONS = 512
@@ -55,6 +57,7 @@ def _connection_options() -> dict[str, Any]:
             supported_errors=(RedisConnectionError,),
         ),
         "driver_info": None,
+        "protocol": 2,
     }
 
 
@@ -105,6 +108,7 @@ def connect(settings: Settings) -> tuple[Client, list[aioredis.Redis]]:
                 "socket_connect_timeout": CONNECT_TIMEOUT,
                 "socket_timeout": SOCKET_TIMEOUT,
                 "driver_info": None,
+                "protocol": 2,
             },
             username=first.username,
             password=first.password,
@@ -116,14 +120,12 @@ def connect(settings: Settings) -> tuple[Client, list[aioredis.Redis]]:
             connection_pool_class=_BlockingSentinelPool,
             max_connections=MAX_CONNECTIONS,
             timeout=POOL_WAIT,
-            health_check_interval=HEALTH_CHECK_INTERVAL,
         )
         return master, list(sentinel.sentinels)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,
         timeout=POOL_WAIT,
-        health_check_interval=HEALTH_CHECK_INTERVAL,
         **_connection_options(),
     )
     return aioredis.Redis.from_pool(pool), []
