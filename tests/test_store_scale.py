@@ -79,6 +79,12 @@ async def conversation_through_a_failover(
     ]  # fmt: skip
     # The claims made before the failover still hold on the new master.
     assert not await store.claim_event("Ev1")
+    # The other calls reach the conversation's slot too.
+    await store.set_model(KEY, "gpt-5.1")
+    assert await store.get_model(KEY) == "gpt-5.1"
+    assert await store.exists(KEY)
+    await store.reset(KEY)
+    assert not await store.exists(KEY)
 
 
 # Cluster

@@ -116,11 +116,19 @@ class HeldTurn:
         self._token = token
         self.finished = False
         self.history = History([], {}, None, False)
+        self.renewer: asyncio.Task[None] | None = None
 
     async def finish(self, answer: Turn) -> None:
         """Store the answer and release the lock, in one round trip."""
+        await self.stop_renewing()
         await self._store._finish(self._key, self._token, [answer])
         self.finished = True
+
+    async def stop_renewing(self) -> None:
+        """Stop the renewals, and wait for one in flight, before the lock is released."""
+        if self.renewer is not None:
+            self.renewer.cancel()
+            await asyncio.wait({self.renewer})
 
 
 class ConversationStore:
@@ -188,7 +196,6 @@ class ConversationStore:
         deadline = loop.time() + wait
         delay = RETRY_FIRST
         asked = False  # a BEGIN was sent: the lock may be ours even if no reply came
-        renewer: asyncio.Task[None] | None = None
         append = self._append_args(keys, [turn], images)
         try:
             while True:
@@ -209,8 +216,10 @@ class ConversationStore:
                     await asyncio.sleep(min(delay, remaining))
                     delay = min(delay * 2, RETRY_MAX)
                     continue
-                if renewer is None:
-                    renewer = asyncio.create_task(self._renew(key, keys, held._token, lease))
+                if held.renewer is None:
+                    held.renewer = asyncio.create_task(
+                        self._renew(key, keys, held._token, lease)
+                    )
                 if status == 2 and seed is not None:
                     await self.extend(key, await seed())
                     seed = None
@@ -219,11 +228,11 @@ class ConversationStore:
                 break
             yield held
         finally:
-            if renewer is not None:
-                renewer.cancel()
+            if held.renewer is not None:
+                held.renewer.cancel()
             if asked and not held.finished:
                 # Shielded so that a second cancellation cannot leave the lock held.
-                await asyncio.shield(self._release(key, held._token, renewer))
+                await asyncio.shield(self._release(held))
 
     async def extend(
         self,
@@ -331,15 +340,12 @@ class ConversationStore:
         if not still_held:
             log.warning("the lock on %s had expired before it was released", key.id)
 
-    async def _release(
-        self, key: ConversationKey, token: str, renewer: asyncio.Task[None] | None
-    ) -> None:
-        if renewer is not None:
-            await asyncio.wait({renewer})
+    async def _release(self, held: HeldTurn) -> None:
+        await held.stop_renewing()
         try:
-            await self._finish(key, token, [])
+            await self._finish(held._key, held._token, [])
         except StoreUnavailable:
-            log.warning("could not release the lock on %s (it expires by itself)", key.id)
+            log.warning("could not release the lock on %s (it expires by itself)", held._key.id)
 
     async def _renew(self, key: ConversationKey, keys: _Keys, token: str, lease: float) -> None:
         """Reset the lock's lease every `lease / 3` seconds until cancelled or lost."""
