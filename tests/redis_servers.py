@@ -109,6 +109,4 @@ def info(process: RedisProcess, section: str) -> dict[str, str]:
     if isinstance(raw, dict):
         return {str(k): str(v) for k, v in raw.items()}
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
-    return dict(
-        line.split(":", 1) for line in text.splitlines() if ":" in line and line[0] != "#"
-    )
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line and line[0] != "#")

@@ -58,8 +58,18 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 
 async def conversation_through_a_failover(
-    store: ConversationStore, failover: Callable[[], Awaitable[None]]
+    settings: Settings, fail_over: Callable[[], None]
 ) -> None:
+    """A store from `settings`; `fail_over` (blocking) runs during the second message."""
+    store = ConversationStore.from_settings(settings)
+    try:
+        assert await store.ping()
+        await conversation(store, lambda: asyncio.to_thread(fail_over))
+    finally:
+        await store.aclose()
+
+
+async def conversation(store: ConversationStore, failover: Callable[[], Awaitable[None]]) -> None:
     """Three messages, each delivered twice; the failover happens during the second."""
 
     async def message(n: int, during: Callable[[], Awaitable[None]] | None = None) -> list[str]:
@@ -148,23 +158,14 @@ async def test_a_cluster_keeps_a_conversation_through_a_master_failover(
 
     await asyncio.to_thread(add_replica)
     urls = ",".join(f"redis://127.0.0.1:{m.port}" for m in masters)
-    store = ConversationStore.from_settings(
-        Settings(_env_file=None, redis_url=urls, redis_mode="cluster")
-    )
 
     def fail_over() -> None:
         with spare.client() as client:
             client.execute_command("CLUSTER", "FAILOVER")
         wait_until(lambda: slot_owner(masters[0], slot)[1] == spare.port, "the replica leads")
 
-    async def failover() -> None:
-        await asyncio.to_thread(fail_over)
-
-    try:
-        assert await store.ping()
-        await conversation_through_a_failover(store, failover)
-    finally:
-        await store.aclose()
+    settings = Settings(_env_file=None, redis_url=urls, redis_mode="cluster")
+    await conversation_through_a_failover(settings, fail_over)
 
 
 # Sentinel
@@ -210,11 +211,6 @@ async def test_a_sentinel_set_keeps_a_conversation_through_a_master_failover(
 ) -> None:
     master, replica, sentinels = await asyncio.to_thread(start_sentinels, servers)
     urls = ",".join(f"redis://127.0.0.1:{s.port}" for s in sentinels)
-    store = ConversationStore.from_settings(
-        Settings(
-            _env_file=None, redis_url=urls, redis_mode="sentinel", redis_sentinel_master=MASTER
-        )
-    )
 
     def fail_over() -> None:
         with master.client() as client:
@@ -229,11 +225,7 @@ async def test_a_sentinel_set_keeps_a_conversation_through_a_master_failover(
 
         wait_until(promoted, "the replica is promoted")
 
-    async def failover() -> None:
-        await asyncio.to_thread(fail_over)
-
-    try:
-        assert await store.ping()
-        await conversation_through_a_failover(store, failover)
-    finally:
-        await store.aclose()
+    settings = Settings(
+        _env_file=None, redis_url=urls, redis_mode="sentinel", redis_sentinel_master=MASTER
+    )
+    await conversation_through_a_failover(settings, fail_over)

@@ -217,9 +217,7 @@ class ConversationStore:
                     delay = min(delay * 2, RETRY_MAX)
                     continue
                 if held.renewer is None:
-                    held.renewer = asyncio.create_task(
-                        self._renew(key, keys, held._token, lease)
-                    )
+                    held.renewer = asyncio.create_task(self._renew(key, keys, held._token, lease))
                 if status == 2 and seed is not None:
                     await self.extend(key, await seed())
                     seed = None
@@ -245,9 +243,7 @@ class ConversationStore:
             return
         keys = self._keys(key)
         with self._unavailable("extend", key):
-            await _EXTEND(
-                self._redis, keys.scripted, self._append_args(keys, turns, images or {})
-            )
+            await _EXTEND(self._redis, keys.scripted, self._append_args(keys, turns, images or {}))
 
     async def exists(self, key: ConversationKey) -> bool:
         """Whether the conversation has history, i.e. the bot has taken part in it."""
