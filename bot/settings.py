@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://direct.evolink.ai"
@@ -177,6 +177,13 @@ class Settings(BaseSettings):
     _split_lists = field_validator(
         "bot_stop", "slack_file_hosts", "discord_guild_ids", "discord_shard_ids", mode="before"
     )(_split)
+
+    @field_validator("redis_mode")
+    @classmethod
+    def _mode_needs_url(cls, mode: str, info: ValidationInfo) -> str:
+        if mode != "single" and not info.data.get("redis_url"):
+            raise ValueError(f"{mode} needs REDIS_URL: the {mode} nodes, comma-separated")
+        return mode
 
     @property
     def slack_enabled(self) -> bool:

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 import redis.asyncio as aioredis
 from fakeredis import FakeAsyncRedis, FakeServer
+from pydantic import ValidationError
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
 from bot.conversation import ConversationKey, ImageRef, Role, SeedLoader, TextPart, Turn
@@ -530,6 +532,26 @@ async def test_the_embedded_store_takes_a_burst_of_200_conversations() -> None:
     finally:
         await store.aclose()
     assert histories == [[f"question {n}", f"answer {n}", "next"] for n in range(200)]
+
+
+def test_cluster_and_sentinel_modes_need_their_nodes_in_redis_url() -> None:
+    for mode in ("cluster", "sentinel"):
+        with pytest.raises(ValidationError, match=f"{mode} needs REDIS_URL"):
+            Settings(_env_file=None, redis_mode=mode)
+
+
+async def test_cluster_seed_nodes_come_from_a_comma_separated_redis_url() -> None:
+    settings = Settings(
+        _env_file=None, redis_url="redis://10.0.0.1:7000, 10.0.0.2:7001", redis_mode="cluster"
+    )
+    store = ConversationStore.from_settings(settings)
+    try:
+        client = store._redis
+        assert isinstance(client, RedisCluster)
+        nodes = {(n.host, n.port) for n in client.nodes_manager.startup_nodes.values()}
+        assert nodes == {("10.0.0.1", 7000), ("10.0.0.2", 7001)}
+    finally:
+        await store.aclose()
 
 
 # Redis unreachable
