@@ -19,6 +19,8 @@ interleaved in the same conversations so both are measured under the same load. 
 table gives p50/p99 of both, the difference (the engine's added time) and turns/s.
 
     python -m bench.engine [--levels 1,50,500] [--turns 3] [--think 5] [--redis-url URL]
+
+`--redis-url ''` runs the engine on the embedded in-process store instead.
 """
 
 from __future__ import annotations
@@ -110,16 +112,24 @@ class Sink:
         self.finished = time.perf_counter()
 
 
-class CountingConnection(aioredis.Connection):
-    """A Redis connection that counts what it sends: one per round trip."""
+class RoundTrips:
+    """Counts what a client's connections send: one per round trip."""
 
     sent = 0
 
-    async def send_packed_command(
-        self, command: bytes | str | Iterable[bytes], check_health: bool = True
-    ) -> None:
-        CountingConnection.sent += 1
-        await super().send_packed_command(command, check_health)
+    @classmethod
+    def count(cls, client: aioredis.Redis) -> None:
+        pool = client.connection_pool
+        base = pool.connection_class
+
+        class Counting(base):  # type: ignore[valid-type,misc]
+            async def send_packed_command(
+                self, command: bytes | str | Iterable[bytes], check_health: bool = True
+            ) -> None:
+                cls.sent += 1
+                await super().send_packed_command(command, check_health)
+
+        pool.connection_class = Counting
 
 
 @dataclass
@@ -166,7 +176,7 @@ class Bench:
         """All `n` conversations send a turn at the same instant, `turns` times (more for
         small `n`, so every row has at least 30 samples)."""
         level = Level()
-        sent = CountingConnection.sent
+        sent = RoundTrips.sent
         keys = [ConversationKey("bench", "burst", str(n), str(i)) for i in range(n)]
         for turn in range(max(self.turns, -(-30 // n))):
             text = f"question {turn}: how does this scale?"
@@ -179,7 +189,7 @@ class Bench:
             )
             level.engine_wall += time.perf_counter() - began
             level.engine_turns += n
-        level.redis_trips = CountingConnection.sent - sent
+        level.redis_trips = RoundTrips.sent - sent
         return level
 
     async def paced(self, n: int) -> Level:
@@ -189,7 +199,7 @@ class Bench:
         measured under the same load at the same moments.
         """
         level = Level()
-        sent = CountingConnection.sent
+        sent = RoundTrips.sent
 
         async def conversation(i: int) -> None:
             key = ConversationKey("bench", "paced", str(n), str(i))
@@ -204,7 +214,7 @@ class Bench:
         began = time.perf_counter()
         await asyncio.gather(*(conversation(i) for i in range(n)))
         level.engine_wall = time.perf_counter() - began
-        level.redis_trips = CountingConnection.sent - sent
+        level.redis_trips = RoundTrips.sent - sent
         return level
 
 
@@ -213,9 +223,9 @@ async def run(
 ) -> dict[str, dict[int, Level]]:
     results: dict[str, dict[int, Level]] = {"burst": {}, "paced": {}}
     async with fake_model() as base_url:
-        redis, _ = connect(Settings(_env_file=None, redis_url=redis_url))
+        redis, _ = connect(Settings(_env_file=None, redis_url=redis_url or None))
         assert isinstance(redis, aioredis.Redis)
-        redis.connection_pool.connection_class = CountingConnection
+        RoundTrips.count(redis)
         limits = Limits()
         pool = ConnectionLimits(max_connections=1000, max_keepalive=1000)
         llm = ChatClient(api_key=None, base_url=base_url, limits=pool, timeouts=Timeouts())

@@ -86,8 +86,11 @@ def connect(settings: Settings) -> tuple[Client, list[aioredis.Redis]]:
             connection_pool_class=BlockingConnectionPool,
             max_connections=MAX_CONNECTIONS,
             timeout=POOL_WAIT,
-            driver_info=None,
+            protocol=2,
         )
+        # fakeredis hands its pool only some of the options: without this, each new
+        # connection would look up redis-py's version and send CLIENT SETINFO twice.
+        embedded.connection_pool.connection_kwargs["driver_info"] = None
         return embedded, []
     if settings.redis_mode == "cluster":
         first = urlsplit(url.split(",")[0].strip())

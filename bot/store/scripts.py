@@ -137,18 +137,27 @@ return 0
 
 
 class Script:
-    """One script, run by its SHA1 (one round trip once the server has cached it)."""
+    """One script, run in one round trip.
+
+    Sent whole (EVAL, which also caches it on the server) until a first run has
+    succeeded, so a burst at start-up does not pay two trips each; by its SHA1 after
+    that, and whole again on a server that lacks it (a restart, a failover, another
+    node), which caches it there.
+    """
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.sha = sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self._cached = False
 
     async def __call__(
         self, client: Client, keys: Sequence[str], args: Sequence[str | bytes | int]
     ) -> object:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # A new server (first use, restart, failover) has no cached copy: EVAL
-            # caches it there for the next time.
-            return await client.eval(self.source, len(keys), *keys, *args)
+        if self._cached:
+            try:
+                return await client.evalsha(self.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                pass
+        result = await client.eval(self.source, len(keys), *keys, *args)
+        self._cached = True
+        return result
