@@ -304,11 +304,13 @@ async def test_a_message_and_its_answer_take_three_round_trips_claim_and_lock_in
     assert set(history.images) == {PNG_SHA, other_sha}
 
 
+@pytest.mark.parametrize("embedded", [False, True], ids=["redis", "embedded"])
 async def test_a_new_connection_sends_no_handshake_commands(
-    redis_url: str, redis_client: aioredis.Redis, round_trips: RoundTrips
+    embedded: bool, redis_url: str, redis_client: aioredis.Redis, round_trips: RoundTrips
 ) -> None:
-    store = ConversationStore.from_settings(Settings(_env_file=None, redis_url=redis_url))
-    select = 1 if urlsplit(redis_url).path.strip("/") not in ("", "0") else 0
+    url = None if embedded else redis_url
+    store = ConversationStore.from_settings(Settings(_env_file=None, redis_url=url))
+    select = 1 if url and urlsplit(url).path.strip("/") not in ("", "0") else 0
     try:
         first = await round_trips.measure(store.claim_event("Ev-first"))
         again = await round_trips.measure(store.claim_event("Ev-again"))

@@ -43,8 +43,8 @@ While another holder has the lock, step 2 is retried with backoff for up to
 has no list for, when the platform can give the thread's earlier messages (the seed),
 costs two more: the locked script stops before appending, the seed is appended, and
 the script runs again under the same token, so the seed always lies before the turn.
-A server that has not cached a script yet (first use, restart, failover) costs one
-more EVAL.
+Scripts are sent whole until one has run, then by SHA1; a server that lost them (a
+restart, a failover) costs one more trip, once per script.
 
 Every failure to reach Redis raises `StoreUnavailable`; redis-py reconnects by itself on
 the next command once Redis is back.
