@@ -515,6 +515,49 @@ async def test_an_answer_is_not_stored_alone_after_the_thread_was_reset(
     assert await backend.raw.exists(lock_key(KEY)) == 0
 
 
+class Replaying(FakeAsyncRedis):
+    """Runs every script twice, as redis-py does when a connection breaks before the reply."""
+
+    async def eval(self, *args: Any) -> Any:
+        await super().eval(*args)
+        return await super().eval(*args)
+
+    async def evalsha(self, *args: Any) -> Any:
+        await super().evalsha(*args)
+        return await super().evalsha(*args)
+
+
+async def test_a_replayed_script_stores_nothing_twice() -> None:
+    store = ConversationStore(Replaying(server=FakeServer()), Limits())
+
+    async def seed() -> list[Turn]:
+        return [Turn.text(Role.USER, "earlier")]
+
+    async with store.turn(KEY, user("one"), {}, BIG_BUDGET, seed=seed) as held:
+        assert texts(held.history.turns) == ["earlier", "one"]
+        await held.finish(Turn.text(Role.ASSISTANT, "answer"))
+    history = await add_user_turn(store, KEY, user("two"), {}, BIG_BUDGET)
+    await store.aclose()
+
+    assert texts(history.turns) == ["earlier", "one", "answer", "two"]
+
+
+async def test_an_answer_is_not_stored_once_the_lock_was_lost(
+    backend: Backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = backend.store(), backend.store()
+    async with first.turn(KEY, user("one"), {}, BIG_BUDGET) as held:
+        await backend.raw.delete(lock_key(KEY))  # as if it expired while the holder stalled
+        history = await add_user_turn(second, KEY, user("two"), {}, BIG_BUDGET)
+        await held.finish(Turn.text(Role.ASSISTANT, "answer to one"))
+
+    assert texts(history.turns) == ["one", "two"]
+    history = await add_user_turn(second, KEY, user("three"), {}, BIG_BUDGET)
+    # Not [one, two, answer to one, three]: an answer after another message's turn.
+    assert texts(history.turns) == ["one", "two", "three"]
+    assert "had expired before it was released" in caplog.text
+
+
 async def test_the_embedded_store_takes_a_burst_of_200_conversations() -> None:
     store = ConversationStore.from_settings(Settings(_env_file=None, redis_url=None))
     keys = [ConversationKey("test", "team", "chan", f"burst-{n}") for n in range(200)]

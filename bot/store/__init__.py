@@ -8,7 +8,8 @@ Keys (`prefix` defaults to ``parley:``; `<conv>` is `ConversationKey.id`):
 
     <prefix>conv:{<conv>}             list    one JSON `Turn` per element, oldest first
     <prefix>meta:{<conv>}             hash    per-conversation settings (``model``)
-    <prefix>lock:{<conv>}             string  the conversation lock's token
+    <prefix>lock:{<conv>}             string  the lock holder's token (+ "+" once its
+                                              user turn is stored)
     <prefix>img:{<conv>}:<sha256>     string  image bytes, once per content per conversation
     <prefix>event:<id>                string  a platform event already claimed
 
@@ -34,8 +35,14 @@ Round trips for one message and its answer (one command or one script each):
                       user turn, LTRIM, EXPIRE conv and meta, SET this turn's images,
                       read the newest turns within the token budget, GET+EXPIRE the
                       older images they show, HGET the model
-    3. finish         script: RPUSHX the answer, LTRIM, EXPIRE, release the lock if
-                      this token still holds it
+    3. finish         script: if this token still holds the lock, RPUSHX the answer,
+                      LTRIM, EXPIRE, and release the lock
+
+Each script is safe to replay (redis-py resends a command whose connection broke
+before its reply): a replayed step 2 finds its turn stored and only reads, a replayed
+step 3 finds the lock released and stores nothing. A holder that lost its lock (it
+stalled past the lease) does not store its answer, which could otherwise land after
+the next holder's turn.
 
 While another holder has the lock, step 2 is retried with backoff for up to
 `blocking_timeout` seconds (then `BotBusy`). A long answer renews the lease every
@@ -119,7 +126,11 @@ class HeldTurn:
         self.renewer: asyncio.Task[None] | None = None
 
     async def finish(self, answer: Turn) -> None:
-        """Store the answer and release the lock, in one round trip."""
+        """Store the answer and release the lock, in one round trip.
+
+        The answer is not stored if the lock was lost meanwhile (logged) or the
+        conversation was reset during the answer.
+        """
         await self.stop_renewing()
         await self._store._finish(self._key, self._token, [answer])
         self.finished = True
@@ -219,7 +230,7 @@ class ConversationStore:
                 if held.renewer is None:
                     held.renewer = asyncio.create_task(self._renew(key, keys, held._token, lease))
                 if status == 2 and seed is not None:
-                    await self.extend(key, await seed())
+                    await self._append(key, await seed(), {}, only_if_absent=True)
                     seed = None
                     continue
                 held.history = self._history(_seq(reply), turn, images)
@@ -238,12 +249,23 @@ class ConversationStore:
         turns: Sequence[Turn],
         images: Mapping[str, bytes] | None = None,
     ) -> None:
-        """Append several turns in one round trip, e.g. to seed from a platform thread."""
+        """Append several turns in one round trip."""
+        await self._append(key, turns, images or {}, only_if_absent=False)
+
+    async def _append(
+        self,
+        key: ConversationKey,
+        turns: Sequence[Turn],
+        images: Mapping[str, bytes],
+        *,
+        only_if_absent: bool,
+    ) -> None:
         if not turns:
             return
         keys = self._keys(key)
+        args = ["1" if only_if_absent else "0", *self._append_args(keys, turns, images)]
         with self._unavailable("extend", key):
-            await _EXTEND(self._redis, keys.scripted, self._append_args(keys, turns, images or {}))
+            await _EXTEND(self._redis, keys.scripted, args)
 
     async def exists(self, key: ConversationKey) -> bool:
         """Whether the conversation has history, i.e. the bot has taken part in it."""

@@ -59,24 +59,48 @@ local function append(argv, i, only_if_present)
 end
 """
 
+# Whether `token` holds the lock: 0 no, 1 yes, 2 yes and its user turn is stored (the
+# lock's value is then the token and "+"; a replayed BEGIN must not store it twice).
+_HOLDS = """
+local function holds(token)
+  local value = redis.call('GET', KEYS[1])
+  if value == token then return 1 end
+  if value == token .. '+' then return 2 end
+  return 0
+end
+"""
+
 # BEGIN: take the lock (or keep it, when this token holds it already), then append the
 # user turn and read what the request sends. ARGV: token, lease_ms, need_seed ("1": stop
 # after locking if the conversation has no list yet), budget, then an append.
 # Returns {0, lock_pttl} when another holder has the lock, {2} when a seed is needed,
 # else {1, length, model or "", newest kept turns (newest first), {sha, bytes, ...}}.
+# redis-py replays a command whose connection broke before the reply came; a replay
+# finds the lock marked and only reads.
 BEGIN = (
     _APPEND
+    + _HOLDS
     + """
 local token, lease, budget = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[4])
-if redis.call('GET', KEYS[1]) == token then
+local held = holds(token)
+if held == 0 then
+  if not redis.call('SET', KEYS[1], token, 'NX', 'PX', lease) then
+    return {0, redis.call('PTTL', KEYS[1])}
+  end
+else
   redis.call('PEXPIRE', KEYS[1], lease)
-elseif not redis.call('SET', KEYS[1], token, 'NX', 'PX', lease) then
-  return {0, redis.call('PTTL', KEYS[1])}
 end
-if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
-  return {2}
+local length, given
+if held == 2 then
+  length, given = redis.call('LLEN', KEYS[2]), {}
+else
+  if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then
+    return {2}
+  end
+  local _
+  _, length, given = append(ARGV, 5, false)
+  redis.call('SET', KEYS[1], token .. '+', 'PX', lease)
 end
-local _, length, given = append(ARGV, 5, false)
 local all = redis.call('LRANGE', KEYS[2], 0, -1)
 local imgp, ttl = ARGV[7], tonumber(ARGV[5])
 local kept, used, images, seen = {}, 0, {}, {}
@@ -102,38 +126,49 @@ return {1, length, redis.call('HGET', KEYS[3], 'model') or '', kept, images}
 """
 )
 
-# FINISH: append the answer to the conversation if it still exists (a /reset or an
-# expiry during the answer must not leave a history that starts with it), and release
-# the lock if this token still holds it. ARGV: token, then an append.
+# FINISH: if this token still holds the lock, append the answer to the conversation if
+# that still exists (a /reset or an expiry during the answer must not leave a history
+# that starts with it) and release the lock. A lock lost meanwhile may have let another
+# turn in: the answer is then not stored, rather than stored out of order (and a
+# replayed FINISH stores nothing twice). ARGV: token, then an append.
 # Returns 1 if the lock was held until now, else 0.
 FINISH = (
     _APPEND
+    + _HOLDS
     + """
-append(ARGV, 2, true)
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
+if holds(ARGV[1]) == 0 then
+  return 0
 end
-return 0
+append(ARGV, 2, true)
+redis.call('DEL', KEYS[1])
+return 1
 """
 )
 
-# EXTEND: append turns (a seed from the platform thread). ARGV: an append.
+# EXTEND: append turns. ARGV: only_if_absent ("1": a seed from the platform thread, so
+# only if the conversation has no list yet; a replay is then a no-op), then an append.
+# Returns the list's length, 0 if nothing was appended.
 EXTEND = (
     _APPEND
     + """
-local _, length = append(ARGV, 1, false)
+if ARGV[1] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+local _, length = append(ARGV, 2, false)
 return length
 """
 )
 
 # RENEW: reset the lock's lease if this token still holds it. ARGV: token, lease_ms.
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+RENEW = (
+    _HOLDS
+    + """
+if holds(ARGV[1]) > 0 then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0
 """
+)
 
 
 class Script:
