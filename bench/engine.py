@@ -5,8 +5,12 @@ fake chat-completions server (a fixed 200 ms to the first token), which runs in 
 of its own as a real model API would, so it does not compete with the bot for its core:
 
 - direct: one streaming POST per turn with httpx, read to `[DONE]`;
-- engine: `Engine.handle` with the real store on Redis, the real client, a sink that
-  takes every update, history growing turn by turn.
+- engine: `Engine.handle` with the real store on Redis (its own client settings), the
+  real client, a sink that takes every update, history growing turn by turn, each
+  message with an event id to claim, as from a platform.
+
+The engine table also gives the Redis round trips per turn, counted on the client's
+connections (one per command, script or pipeline sent, connection set-up included).
 
 Two workloads: *burst*, where all N conversations send a turn at the same instant (the
 worst case: one core must start N turns at once), and *paced*, where N conversations each
@@ -15,6 +19,8 @@ interleaved in the same conversations so both are measured under the same load. 
 table gives p50/p99 of both, the difference (the engine's added time) and turns/s.
 
     python -m bench.engine [--levels 1,50,500] [--turns 3] [--think 5] [--redis-url URL]
+
+`--redis-url ''` runs the engine on the embedded in-process store instead.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import random
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
 import httpx
@@ -37,9 +43,10 @@ from bench.stats import ms, percentile, print_report, workload_args
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
 from bot.llm import ChatClient
-from bot.settings import ConnectionLimits, Limits, Timeouts
+from bot.settings import ConnectionLimits, Limits, Settings, Timeouts
 from bot.sink import FinalReply
 from bot.store import ConversationStore
+from bot.store.client import connect
 
 FIRST_TOKEN = 0.2
 
@@ -105,12 +112,33 @@ class Sink:
         self.finished = time.perf_counter()
 
 
+class RoundTrips:
+    """Counts what a client's connections send: one per round trip."""
+
+    sent = 0
+
+    @classmethod
+    def count(cls, client: aioredis.Redis) -> None:
+        pool = client.connection_pool
+        base = pool.connection_class
+
+        class Counting(base):  # type: ignore[valid-type,misc]
+            async def send_packed_command(
+                self, command: bytes | str | Iterable[bytes], check_health: bool = True
+            ) -> None:
+                cls.sent += 1
+                await super().send_packed_command(command, check_health)
+
+        pool.connection_class = Counting
+
+
 @dataclass
 class Level:
     direct: list[float] = field(default_factory=list)
     engine: list[float] = field(default_factory=list)
     engine_wall: float = 0.0
     engine_turns: int = 0
+    redis_trips: int = 0
 
 
 async def _direct_turn(http: httpx.AsyncClient, url: str, text: str) -> float:
@@ -128,7 +156,8 @@ async def _direct_turn(http: httpx.AsyncClient, url: str, text: str) -> float:
 async def _engine_turn(engine: Engine, key: ConversationKey, text: str) -> float:
     sink = Sink()
     started = time.perf_counter()
-    await engine.handle(IncomingMessage(key=key, text=text, author="bench"), sink)
+    event = f"{key.id}:{time.perf_counter_ns()}"
+    await engine.handle(IncomingMessage(key=key, text=text, author="bench", event_id=event), sink)
     if sink.failed:
         raise RuntimeError(f"engine turn failed: {sink.failed}")
     return sink.finished - started
@@ -147,6 +176,7 @@ class Bench:
         """All `n` conversations send a turn at the same instant, `turns` times (more for
         small `n`, so every row has at least 30 samples)."""
         level = Level()
+        sent = RoundTrips.sent
         keys = [ConversationKey("bench", "burst", str(n), str(i)) for i in range(n)]
         for turn in range(max(self.turns, -(-30 // n))):
             text = f"question {turn}: how does this scale?"
@@ -159,6 +189,7 @@ class Bench:
             )
             level.engine_wall += time.perf_counter() - began
             level.engine_turns += n
+        level.redis_trips = RoundTrips.sent - sent
         return level
 
     async def paced(self, n: int) -> Level:
@@ -168,6 +199,7 @@ class Bench:
         measured under the same load at the same moments.
         """
         level = Level()
+        sent = RoundTrips.sent
 
         async def conversation(i: int) -> None:
             key = ConversationKey("bench", "paced", str(n), str(i))
@@ -182,6 +214,7 @@ class Bench:
         began = time.perf_counter()
         await asyncio.gather(*(conversation(i) for i in range(n)))
         level.engine_wall = time.perf_counter() - began
+        level.redis_trips = RoundTrips.sent - sent
         return level
 
 
@@ -190,7 +223,9 @@ async def run(
 ) -> dict[str, dict[int, Level]]:
     results: dict[str, dict[int, Level]] = {"burst": {}, "paced": {}}
     async with fake_model() as base_url:
-        redis = aioredis.from_url(redis_url, max_connections=1000)
+        redis, _ = connect(Settings(_env_file=None, redis_url=redis_url or None))
+        assert isinstance(redis, aioredis.Redis)
+        RoundTrips.count(redis)
         limits = Limits()
         pool = ConnectionLimits(max_connections=1000, max_keepalive=1000)
         llm = ChatClient(api_key=None, base_url=base_url, limits=pool, timeouts=Timeouts())
@@ -220,16 +255,17 @@ async def run(
 def table(mode: str, results: dict[int, Level]) -> str:
     rows = [
         f"| {mode} | direct p50 | direct p99 | engine p50 | engine p99 "
-        "| added p50 | added p99 | engine turns/s |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| added p50 | added p99 | engine turns/s | Redis trips/turn |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for n, level in results.items():
         d50, d99 = percentile(level.direct, 50), percentile(level.direct, 99)
         e50, e99 = percentile(level.engine, 50), percentile(level.engine, 99)
         rate = level.engine_turns / level.engine_wall if level.engine_wall else 0.0
+        trips = level.redis_trips / level.engine_turns if level.engine_turns else 0.0
         rows.append(
             f"| {n} | {ms(d50)} | {ms(d99)} | {ms(e50)} | {ms(e99)} "
-            f"| {ms(e50 - d50)} | {ms(e99 - d99)} | {rate:.0f} |"
+            f"| {ms(e50 - d50)} | {ms(e99 - d99)} | {rate:.0f} | {trips:.2f} |"
         )
     return "\n".join(rows)
 

@@ -4,13 +4,14 @@ For each message the intake (`bot.intake`) hands over, `Engine.handle`:
 
 1. checks the input and prepares its parts (images normalized in a worker thread, text
    files inlined, unreadable files noted) before taking any lock;
-2. locks the conversation across processes, seeds it from the platform thread if the
-   store has none, stores the user turn and reads the history in one round trip;
+2. locks the conversation across processes, stores the user turn and reads the history
+   in one round trip (seeding it first from the platform thread if the store has none);
 3. streams the completion into the adapter's sink, pushing the text at most every
    `sink.min_update_interval` seconds from a separate task (a slow platform edit never
    holds up reading the model's stream), runs tool calls the model makes;
-4. stores the answer, releases the lock, and finishes the sink — or fails it with a
-   message the user can act on. Whatever happens, the sink is finished or failed.
+4. stores the answer and releases the lock in one round trip, and finishes the sink —
+   or fails it with a message the user can act on. Whatever happens, the sink is finished
+   or failed.
 """
 
 from __future__ import annotations
@@ -324,15 +325,12 @@ class Engine:
     async def _converse(
         self, msg: IncomingMessage, prepared: _Prepared, sink: ReplySink, started: float
     ) -> _Answer:
-        key = msg.key
-        async with self.store.lock(key):
-            if msg.seed is not None and not await self.store.exists(key):
-                seed = await msg.seed()
-                if seed:
-                    await self.store.extend(key, seed)
-            turn = Turn.make(Role.USER, prepared.parts, msg.author)
-            budget = max(self.config.limits.context_budget - self._system_tokens, 1)
-            history = await self.store.add_user_turn(key, turn, prepared.images, budget)
+        turn = Turn.make(Role.USER, prepared.parts, msg.author)
+        budget = max(self.config.limits.context_budget - self._system_tokens, 1)
+        async with self.store.turn(
+            msg.key, turn, prepared.images, budget, seed=msg.seed
+        ) as held:
+            history = held.history
             if history.trimmed:
                 prepared.notes.append(
                     "Older messages in this thread were left out to fit the model's context."
@@ -350,10 +348,10 @@ class Engine:
                 kept = without_rejected(turn, exc)
                 if kept is None:
                     raise
-                await self.store.replace_last_turn(key, turn, kept.turn)
+                await held.replace(turn, kept.turn)
                 raise ContentRemoved(exc, kept.removed) from exc
             if answer.text:
-                await self.store.add_turn(key, Turn.text(Role.ASSISTANT, answer.text))
+                await held.finish(Turn.text(Role.ASSISTANT, answer.text))
             return answer
 
     async def _complete(

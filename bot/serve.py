@@ -100,7 +100,10 @@ class Service:
         """Listen on `port` (the PORT setting by default; 0 picks a free one)."""
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, self.settings.port if port is None else port)
+        # A burst of ~400 simultaneous connections overflows the default backlog of 128.
+        site = web.TCPSite(
+            self._runner, host, self.settings.port if port is None else port, backlog=1024
+        )
         await site.start()
         self.port = self._runner.addresses[0][1]
         for platform in self.platforms:

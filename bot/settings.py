@@ -11,9 +11,9 @@ place defaults live; the rest of the code receives them instead of loose numbers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://direct.evolink.ai"
@@ -152,7 +152,11 @@ class Settings(BaseSettings):
     evolink_max_retries: int = Field(default=RetryPolicy.max_attempts - 1, ge=0)
 
     # Storage and limits
+    # Unset: an embedded in-process store. `cluster`: seed nodes, comma-separated.
+    # `sentinel`: the sentinels, comma-separated; REDIS_SENTINEL_MASTER names the master.
     redis_url: str | None = None
+    redis_mode: Literal["single", "cluster", "sentinel"] = "single"
+    redis_sentinel_master: str = "mymaster"
     bot_history_ttl: int = Field(default=Limits.history_ttl, ge=60)
     bot_context_budget: int = Field(default=Limits.context_budget, ge=1000)
     bot_max_input_chars: int = Field(default=Limits.max_input_chars, ge=1)
@@ -193,6 +197,13 @@ class Settings(BaseSettings):
     _split_lists = field_validator(
         "bot_stop", "slack_file_hosts", "discord_guild_ids", "discord_shard_ids", mode="before"
     )(_split)
+
+    @field_validator("redis_mode")
+    @classmethod
+    def _mode_needs_url(cls, mode: str, info: ValidationInfo) -> str:
+        if mode != "single" and not info.data.get("redis_url"):
+            raise ValueError(f"{mode} needs REDIS_URL: the {mode} nodes, comma-separated")
+        return mode
 
     @property
     def slack_enabled(self) -> bool:

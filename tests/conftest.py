@@ -1,22 +1,49 @@
-"""Shared fixtures: a real Redis database of the suite's own, flushed around each test."""
+"""Shared fixtures: a Redis database of the suite's own, flushed around each test.
+
+The Redis is `PARLEY_TEST_REDIS_URL` when it is set; otherwise the suite starts a
+throwaway `redis-server` of its own (free loopback port, nothing on disk) on first use
+and kills it at the end.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests.fakes.llm_server import FakeLLM, FakeLLMPair
+from tests.redis_servers import RedisProcess, free_port, have_redis_server
 
-# A database number of the suite's own, so a developer's data in db 0 is never touched.
-TEST_REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+GIVEN_REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL")
+NO_REDIS = (
+    "The tests need Redis: install redis-server (apt-get install redis-server) "
+    "or set PARLEY_TEST_REDIS_URL to a Redis whose database the suite may flush."
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not GIVEN_REDIS_URL and not have_redis_server():
+        pytest.exit(NO_REDIS, returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.fixture(scope="session")
+def _suite_redis_url() -> Iterator[str]:
+    if GIVEN_REDIS_URL:
+        yield GIVEN_REDIS_URL
+        return
+    server = RedisProcess(free_port())
+    try:
+        # A database of the suite's own, as with a given Redis (see the README).
+        yield f"{server.url}/13"
+    finally:
+        server.stop()
 
 
 @pytest.fixture
-def redis_url() -> str:
-    return TEST_REDIS_URL
+def redis_url(_suite_redis_url: str) -> str:
+    return _suite_redis_url
 
 
 @pytest.fixture

@@ -113,14 +113,13 @@ async def test_a_document_is_read_once_and_history_holds_a_reference(
     assert worker.jobs == 1
     # the second request, with no attachment, still carries the sheet from history
     assert "GOLDEN EEL" in json.dumps(fake_llm.requests[1].body["messages"])
-    stored = [
-        Turn.from_json(raw) for raw in await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
-    ]
+    conv = "parley:conv:{" + KEY.id + "}"
+    stored = [Turn.from_json(raw) for raw in await redis_client.lrange(conv, 0, -1)]
     refs = [p for t in stored for p in t.parts if isinstance(p, DocumentRef)]
     assert [r.name for r in refs] == ["budget.xlsx", "budget.xlsx"]
     assert all(
         "GOLDEN EEL" not in raw.decode()
-        for raw in await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
+        for raw in await redis_client.lrange("parley:conv:{" + KEY.id + "}", 0, -1)
     )
     ttl = await redis_client.ttl(f"parley:doc:{refs[0].sha256}")
     assert 0 < ttl <= Limits().history_ttl

@@ -163,7 +163,7 @@ async def test_images_reach_the_model_as_data_urls_and_are_stored_once(
     assert sink.final is not None and "[image]" in sink.final.text
     image_keys = [k async for k in redis_client.scan_iter("parley:img:*")]
     assert len(image_keys) == 1  # same bytes, one copy
-    history = await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
+    history = await redis_client.lrange("parley:conv:{" + KEY.id + "}", 0, -1)
     assert all(len(raw) < 1000 for raw in history)  # turns refer to images, never inline them
 
 
@@ -423,7 +423,7 @@ async def test_a_refused_image_is_removed_so_the_thread_keeps_working(
     )
     assert first.failure is not None and first.failure.startswith(expected)
     assert "I removed the image from this thread, so your next message will work" in first.failure
-    stored = await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
+    stored = await redis_client.lrange("parley:conv:{" + KEY.id + "}", 0, -1)
     assert len(stored) == 1 and Turn.from_json(stored[0]).image_hashes == []
 
     second = RecordingSink()
@@ -470,5 +470,5 @@ async def test_a_refused_setting_keeps_the_image(
     sink = RecordingSink()
     await engine.handle(_msg("see", files=[Attachment("a.png", "image/png", _png())]), sink)
     assert sink.failure == "The model rejected the request: temperature is not supported"
-    stored = await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
+    stored = await redis_client.lrange("parley:conv:{" + KEY.id + "}", 0, -1)
     assert len(Turn.from_json(stored[0]).image_hashes) == 1

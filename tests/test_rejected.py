@@ -85,20 +85,24 @@ def test_a_request_too_large_removes_the_documents_and_keeps_the_text() -> None:
     assert without_rejected(turn, BadRequestError("bad")) is None
 
 
-async def test_the_last_turn_is_replaced_only_while_it_is_still_the_last(
+async def test_the_held_turn_is_replaced_only_while_it_is_still_the_last(
     redis_client: aioredis.Redis,
 ) -> None:
     store = ConversationStore(redis_client, Limits())
+    await store.extend(KEY, [Turn.text(Role.USER, "earlier")])
     question = Turn.make(Role.USER, [TextPart("see"), IMAGE])
     kept = Turn.text(Role.USER, "see [removed]")
-    await store.extend(KEY, [Turn.text(Role.USER, "earlier"), question])
-    assert await store.replace_last_turn(KEY, question, kept)
-    stored = [
-        Turn.from_json(raw) for raw in await redis_client.lrange(f"parley:conv:{KEY.id}", 0, -1)
-    ]
-    assert [t.plain_text for t in stored] == ["earlier", "see [removed]"]
-    # Not the newest turn any more (or gone): nothing is overwritten.
-    assert not await store.replace_last_turn(KEY, question, kept)
-    await store.reset(KEY)
-    assert not await store.replace_last_turn(KEY, kept, question)
+    async with store.turn(KEY, question, {IMAGE.sha256: b"png"}, 10_000) as held:
+        assert await held.replace(question, kept)
+        # Not the newest turn any more: nothing is overwritten.
+        assert not await held.replace(question, kept)
+        await store.reset(KEY)
+        assert not await held.replace(kept, question)
     assert not await store.exists(KEY)
+    async with store.turn(KEY, question, {IMAGE.sha256: b"png"}, 10_000) as held:
+        await held.finish(Turn.text(Role.ASSISTANT, "a picture"))
+    async with store.turn(KEY, Turn.text(Role.USER, "next"), {}, 10_000) as held:
+        assert [t.plain_text for t in held.history.turns] == ["see", "a picture", "next"]
+        # Once the lock is no longer ours, the turn is not ours to replace either.
+        await redis_client.delete(*[k async for k in redis_client.scan_iter("parley:lock:*")])
+        assert not await held.replace(Turn.text(Role.USER, "next"), kept)

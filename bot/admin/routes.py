@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import Counter
 from pydantic import SecretStr
@@ -26,6 +25,7 @@ from bot.admin.page import Overview, admin_page, error_page, login_page
 from bot.errors import StoreUnavailable
 from bot.metrics import Metrics
 from bot.policy import Place
+from bot.store.client import Client
 from bot.usage import Governance, read_daily_totals, read_usage
 from bot.usage.clock import Clock, days_between, utc_now
 from bot.usage.meter import DIMENSIONS, RETENTION_DAYS
@@ -41,7 +41,7 @@ MAX_PLACE_CHARS = 200
 class AdminSite:
     auth: AdminAuth
     governance: Governance
-    redis: aioredis.Redis
+    redis: Client
     metrics: Metrics
     clock: Clock = utc_now
 
@@ -200,7 +200,7 @@ def mount_admin(
     app: web.Application,
     token: SecretStr | None,
     governance: Governance | None,
-    redis: aioredis.Redis,
+    redis: Client,
     metrics: Metrics,
 ) -> None:
     """Add the admin routes to `app` when `ADMIN_TOKEN` is set; otherwise nothing.

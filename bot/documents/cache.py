@@ -17,17 +17,17 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.documents.limits import Extraction
 from bot.errors import DocumentError, StoreUnavailable
+from bot.store.client import Client
 
 log = logging.getLogger(__name__)
 
 
 class DocumentCache:
-    def __init__(self, client: aioredis.Redis, ttl: int, prefix: str = "parley:") -> None:
+    def __init__(self, client: Client, ttl: int, prefix: str = "parley:") -> None:
         self._redis = client
         self._ttl = ttl
         self._prefix = prefix

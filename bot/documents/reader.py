@@ -57,7 +57,7 @@ class DocumentReader:
     @classmethod
     def for_store(cls, store: ConversationStore, limits: Limits) -> DocumentReader:
         """A reader caching on the conversation store's Redis, with its TTL and prefix."""
-        cache = DocumentCache(store._redis, limits.history_ttl, store._prefix)
+        cache = DocumentCache(store.redis, limits.history_ttl, store.prefix)
         return cls(cache, DocumentLimits.from_limits(limits))
 
     async def read(self, files: Sequence[Attachment]) -> ReadDocuments:

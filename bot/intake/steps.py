@@ -92,7 +92,7 @@ async def intake_commands(env: Envelope, ctx: Context, next: Next) -> None:
         await ctx.engine.reset(env.key)
         # The confirmation starts the new history: the thread stays the bot's (replies
         # need no mention) and is never seeded again from the platform's old messages.
-        await ctx.engine.store.add_turn(env.key, Turn.text(Role.ASSISTANT, RESET_DONE))
+        await ctx.engine.store.extend(env.key, [Turn.text(Role.ASSISTANT, RESET_DONE)])
         await ctx.source.reply(env).finish(FinalReply(RESET_DONE))
         return
     await next()

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
 from bot.llm_types import ToolCall
+from bot.store.client import Client
 from bot.tools.base import Tool
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class ApprovalBoard:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: Client,
         *,
         admins: frozenset[str] = frozenset(),
         timeout: float = DEFAULT_TIMEOUT,

@@ -22,11 +22,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
 from bot.metrics import Metrics
 from bot.policy import Place
 from bot.store import DEFAULT_PREFIX
+from bot.store.client import Client
 from bot.usage.clock import DAY, Clock, day_of, utc_now
 from bot.usage.meter import RETENTION_DAYS
 from bot.usage.unavailable import unavailable
@@ -83,7 +82,7 @@ class FeedbackCounts:
 class FeedbackBook:
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: Client,
         metrics: Metrics,
         *,
         clock: Clock = utc_now,

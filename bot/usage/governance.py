@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from bot.errors import QUOTA_OWNERS
 from bot.metrics import Metrics
 from bot.policy import Decision, Persona, Place, PolicySource
 from bot.settings import Settings
+from bot.store.client import Client
 from bot.usage.clock import Clock, day_of, quota_window, utc_now
 from bot.usage.feedback import FeedbackBook
 from bot.usage.meter import UsageMeter
@@ -39,7 +38,7 @@ class Governance:
     def build(
         cls,
         policy: PolicySource,
-        redis: aioredis.Redis,
+        redis: Client,
         metrics: Metrics,
         *,
         clock: Clock = utc_now,
@@ -82,7 +81,7 @@ class Governance:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, redis: aioredis.Redis, metrics: Metrics
+        cls, settings: Settings, redis: Client, metrics: Metrics
     ) -> Governance:
         """Raises `PolicyFileError` when `BOT_POLICY_FILE` is bad."""
         return cls.build(PolicySource.from_settings(settings), redis, metrics)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.conversation import ConversationKey
 from bot.llm_types import Usage
 from bot.policy import Price
 from bot.store import DEFAULT_PREFIX
+from bot.store.client import Client
 from bot.usage.clock import DAY, Clock, day_of, utc_now
 from bot.usage.cost import cost_usd
 
@@ -82,7 +82,7 @@ class UsageMeter:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: Client,
         prices: Callable[[], Mapping[str, Price]],
         *,
         clock: Clock = utc_now,

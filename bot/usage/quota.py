@@ -24,12 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import redis.asyncio as aioredis
-
 from bot.errors import QUOTA_OWNERS, QuotaExceeded
 from bot.llm_types import Usage
 from bot.policy import Place, PolicySource, QuotaRule
 from bot.store import DEFAULT_PREFIX
+from bot.store.client import Client
 from bot.usage.clock import DAY, Clock, quota_window, utc_now
 from bot.usage.unavailable import unavailable
 
@@ -110,7 +109,7 @@ class QuotaLedger:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: Client,
         policy: PolicySource,
         *,
         clock: Clock = utc_now,

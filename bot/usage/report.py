@@ -11,9 +11,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
-import redis.asyncio as aioredis
-
 from bot.store import DEFAULT_PREFIX
+from bot.store.client import Client
 from bot.usage.meter import COLUMNS, FIELD_SEPARATOR, usage_key
 from bot.usage.unavailable import unavailable
 
@@ -43,7 +42,7 @@ HEADER = tuple(f.name for f in fields(UsageRow))
 
 
 async def read_usage(
-    redis: aioredis.Redis, days: Sequence[str], by: str, *, prefix: str = DEFAULT_PREFIX
+    redis: Client, days: Sequence[str], by: str, *, prefix: str = DEFAULT_PREFIX
 ) -> list[UsageRow]:
     """Counters of `days` grouped by `by`, most expensive first (then most tokens)."""
     per_day = await _read_days(redis, days, by, prefix)
@@ -56,7 +55,7 @@ async def read_usage(
 
 
 async def read_one(
-    redis: aioredis.Redis, day: str, by: str, ident: str, *, prefix: str = DEFAULT_PREFIX
+    redis: Client, day: str, by: str, ident: str, *, prefix: str = DEFAULT_PREFIX
 ) -> UsageRow:
     """One user's (channel's, ...) counters of one day, without reading anyone else's."""
     with unavailable("usage read"):
@@ -71,7 +70,7 @@ async def read_one(
 
 
 async def read_daily_totals(
-    redis: aioredis.Redis, days: Sequence[str], *, prefix: str = DEFAULT_PREFIX
+    redis: Client, days: Sequence[str], *, prefix: str = DEFAULT_PREFIX
 ) -> list[UsageRow]:
     """One row per day (keyed by the day), oldest first: every model's use added up."""
     per_day = await _read_days(redis, days, "model", prefix)
@@ -85,7 +84,7 @@ async def read_daily_totals(
 
 
 async def _read_days(
-    redis: aioredis.Redis, days: Sequence[str], by: str, prefix: str
+    redis: Client, days: Sequence[str], by: str, prefix: str
 ) -> list[dict[bytes | str, bytes | str]]:
     # Each day's hash has its own slot tag: a plain pipeline, not a transaction.
     pipe = redis.pipeline(transaction=False)
