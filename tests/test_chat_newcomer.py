@@ -25,9 +25,7 @@ ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 
 
 def _model_env(fake_llm: FakeLLM, **more: str) -> dict[str, str]:
-    return _env(
-        EVOLINK_BASE_URL=fake_llm.base_url, EVOLINK_API_KEY=fake_llm.api_key or "", **more
-    )
+    return _env(EVOLINK_BASE_URL=fake_llm.base_url, EVOLINK_API_KEY=fake_llm.api_key or "", **more)
 
 
 def test_env_example_holds_the_defaults_and_no_redis(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,9 +42,7 @@ async def test_chat_starts_from_a_copied_env_example_without_redis(
     fake_llm: FakeLLM, tmp_path: Path
 ) -> None:
     shutil.copy(ENV_EXAMPLE, tmp_path / ".env")
-    code, out, err = await _run(
-        "chat", env=_model_env(fake_llm), stdin=b"hello\n", cwd=tmp_path
-    )
+    code, out, err = await _run("chat", env=_model_env(fake_llm), stdin=b"hello\n", cwd=tmp_path)
     assert code == 0, err
     assert "You said: hello" in out
     assert "REDIS_URL is not set: using an in-process store" in err
@@ -151,9 +147,7 @@ async def terminal(env: dict[str, str], cwd: Path) -> AsyncIterator[Terminal]:
         os.close(master)
 
 
-async def test_log_lines_wait_for_the_end_of_the_answer(
-    fake_llm: FakeLLM, tmp_path: Path
-) -> None:
+async def test_log_lines_wait_for_the_end_of_the_answer(fake_llm: FakeLLM, tmp_path: Path) -> None:
     # A 429 then an answer: the client logs a warning while the answer is under way.
     fake_llm.enqueue(Error(429, retry_after="0"), Reply(text="PONG ANSWER"))
     async with terminal(_model_env(fake_llm), tmp_path) as screen:
