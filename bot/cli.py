@@ -64,7 +64,7 @@ def _load_settings() -> Settings | None:
         return None
 
 
-def _configure_logging(level: str, *, quiet: bool, held: bool, redactor: Redactor) -> None:
+def _configure_logging(level: str, *, quiet: bool, redactor: Redactor, held: bool = False) -> None:
     # `held`: the chat shows log lines between turns, never inside an answer or a prompt.
     handler = (
         HeldLogHandler(sys.stderr, dim=sys.stderr.isatty())
