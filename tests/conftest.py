@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio as aioredis
 
 from tests.fakes.llm_server import FakeLLM, FakeLLMPair
-
-# A database number of the suite's own, so a developer's data in db 0 is never touched.
-TEST_REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+from tests.redis_server import suite_redis
 
 
-@pytest.fixture
-def redis_url() -> str:
-    return TEST_REDIS_URL
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """PARLEY_TEST_REDIS_URL, or a throwaway redis-server the suite starts (see the module)."""
+    with suite_redis() as url:
+        yield url
 
 
 @pytest.fixture
