@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.policy
 	$(BIN)/python -m bench.images
 	$(BIN)/python -m bench.tools
+	$(BIN)/python -m bench.pod_memory
 
 # Re-pin every dependency (direct and transitive) after changing pyproject.toml.
 lock:

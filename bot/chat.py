@@ -3,8 +3,12 @@
 Interactive: a prompt, answers streamed token by token, a "thinking" line while the
 model has not written yet. Commands: `/image PATH-or-URL` attaches an image to the next
 message, `/file PATH` a document (PDF, Office file, spreadsheet, text), `/reset` starts
-over, `/model NAME` switches model, `/help`, `/quit`.
+over (keeping the model), `/model NAME` switches model, `/help`, `/quit`. Any other
+`/word` is answered with the list of commands rather than sent; `//` sends a line that
+starts with a slash. Log lines wait for the end of a turn (`bot.chat_logs`).
 Piped stdin: each line is a message; the answers go to stdout, and it exits at EOF.
+
+The model is not told the local account's name: the terminal has one person in it.
 
 The conversation is kept in the store under the user's name, so with `REDIS_URL` set a
 later `parley chat` carries on where this one left off (`--new` starts afresh).
@@ -15,17 +19,21 @@ from __future__ import annotations
 import asyncio
 import getpass
 import mimetypes
+import re
 import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from bot.attachments import FileKind, classify, skip_reason
+from bot.chat_logs import held_log_handler
 from bot.conversation import Attachment, ConversationKey, IncomingMessage
+from bot.engine import Engine
 from bot.intake import Envelope, build_intake
 from bot.metrics import Metrics
 from bot.serve import build_engine, config_problem
-from bot.settings import Settings
+from bot.settings import Limits, Settings
 from bot.sink import FinalReply
 
 HELP = """\
@@ -33,10 +41,14 @@ Commands:
   /image PATH|URL  attach an image to your next message
   /file PATH       attach a document (PDF, Word, PowerPoint, Excel, CSV, HTML, text)
   /model NAME      switch model for this conversation (now: {model})
-  /reset           forget this conversation and start over
+  /reset           forget this conversation and start over (the model stays)
   /help            this help
   /quit            leave (Ctrl-D works too)
+Start a line with // to send a message that begins with a slash.
 """
+COMMANDS = ("/image", "/file", "/model", "/reset", "/help", "/quit")
+# A word like `/reset`; `/usr/bin/env is broken` has a second slash and is a message.
+_COMMAND = re.compile(r"/[A-Za-z][\w-]*")
 
 
 class TerminalSink:
@@ -117,18 +129,42 @@ async def _read_line(stream: TextIO, prompt: str, interactive: bool) -> str | No
     return None if line == "" else line.rstrip("\n")
 
 
-def _attachment(spec: str, urls: bool = True) -> tuple[Attachment | None, str | None, str]:
-    """A file from a path, or (with `urls`) an image URL passed through; plus a message."""
+def _attachment(
+    spec: str, limits: Limits, *, urls: bool
+) -> tuple[Attachment | None, str | None, str]:
+    """A file from a path, or (with `urls`) an image URL passed through; plus what will
+    happen to it, said once: a file Parley can't read, or too big, is not attached."""
     if urls and spec.startswith(("https://", "http://")):
         return None, spec, f"Image URL attached to your next message: {spec}"
     path = Path(spec).expanduser()
     if not path.is_file():
         return None, None, f"No such file: {path}"
     mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    refused = skip_reason(path.name, mime, path.stat().st_size, limits)
+    if refused:
+        return None, None, refused.replace("Skipped", "Not attached", 1)
+    attachment = Attachment(path.name, mime, path.read_bytes())
+    kind = classify(path.name, mime)
+    if urls and kind is not FileKind.IMAGE:
+        said = f"{path.name} is not an image: it goes with your next message as a {kind} file."
+    else:
+        said = f"Attached {path.name} to your next message."
+    return attachment, None, said
+
+
+async def _reset(engine: Engine, key: ConversationKey) -> str:
+    """Start the conversation over; the model chosen with /model stays."""
+    model = await engine.model_for(key)
+    await engine.reset(key)
+    if await engine.model_for(key) != model:
+        await engine.set_model(key, model)
+    return f"Conversation reset. Still talking to {model}.\n"
+
+
+def _unknown(command: str) -> str:
     return (
-        Attachment(path.name, mime, path.read_bytes()),
-        None,
-        f"Attached {path.name} to your next message.",
+        f"Unknown command {command}. Commands: {', '.join(COMMANDS)}. "
+        "Start with // to send a line beginning with a slash.\n"
     )
 
 
@@ -153,6 +189,8 @@ async def chat(
     key = ConversationKey("cli", "local", getpass.getuser(), "default")
     pending_files: list[Attachment] = []
     pending_urls: list[str] = []
+    logs = held_log_handler()
+    limits = settings.limits()
     try:
         if fresh:
             await engine.reset(key)
@@ -162,39 +200,42 @@ async def chat(
             current = await engine.model_for(key)
             out.write(f"Parley chat with {current}. /help for commands, Ctrl-D to leave.\n")
         while True:
+            out.flush()
+            if logs:
+                logs.show_held()
             line = await _read_line(stdin, "\nyou> ", interactive)
             if line is None or line.strip() in ("/quit", "/exit"):
                 break
             command, _, arg = line.strip().partition(" ")
+            if command.startswith("//"):
+                line, command = line.lstrip()[1:], ""
             if command == "/help":
                 out.write(HELP.format(model=await engine.model_for(key)))
             elif command == "/reset":
-                await engine.reset(key)
+                out.write(await _reset(engine, key))
                 pending_files.clear()
                 pending_urls.clear()
-                out.write("Conversation reset.\n")
             elif command == "/model":
                 if arg.strip():
                     await engine.set_model(key, arg.strip())
                     out.write(f"Model set to {arg.strip()}.\n")
                 else:
                     out.write(f"Model: {await engine.model_for(key)}. Usage: /model NAME\n")
-            elif command == "/image":
-                file, url, said = await asyncio.to_thread(_attachment, arg.strip())
+            elif command in ("/image", "/file"):
+                file, url, said = await asyncio.to_thread(
+                    _attachment, arg.strip(), limits, urls=command == "/image"
+                )
                 pending_files.extend([file] if file else [])
                 pending_urls.extend([url] if url else [])
                 out.write(said + "\n")
-            elif command == "/file":
-                file, _, said = await asyncio.to_thread(_attachment, arg.strip(), False)
-                pending_files.extend([file] if file else [])
-                out.write(said + "\n")
+            elif _COMMAND.fullmatch(command):
+                out.write(_unknown(command))
             elif line.strip() or pending_files or pending_urls:
                 if interactive:
                     out.write("\nparley> ")
                 message = IncomingMessage(
                     key=key,
                     text=line,
-                    author=getpass.getuser(),
                     files=pending_files,
                     image_urls=pending_urls,
                 )
@@ -209,8 +250,10 @@ async def chat(
                     is_dm=True,
                 )
                 await intake.submit(env, TerminalSource(message, TerminalSink(out, status)))
-            out.flush()
     finally:
+        out.flush()
+        if logs:
+            logs.show_held()
         await engine.llm.aclose()
         await engine.toolbox.aclose()
         await engine.store.aclose()

@@ -11,6 +11,7 @@ from datetime import date
 
 from pydantic import ValidationError
 
+from bot.chat_logs import HeldLogHandler
 from bot.policy import policy_problem
 from bot.redact import Redactor, install_log_redaction
 from bot.settings import Settings
@@ -63,11 +64,17 @@ def _load_settings() -> Settings | None:
         return None
 
 
-def _configure_logging(level: str, *, quiet: bool, redactor: Redactor) -> None:
+def _configure_logging(level: str, *, quiet: bool, redactor: Redactor, held: bool = False) -> None:
+    # `held`: the chat shows log lines between turns, never inside an answer or a prompt.
+    handler = (
+        HeldLogHandler(sys.stderr, dim=sys.stderr.isatty())
+        if held
+        else logging.StreamHandler(sys.stderr)
+    )
     logging.basicConfig(
         level=logging.WARNING if quiet else getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
     # Every record from every library passes the root handlers: no secret is printed.
     install_log_redaction(redactor)
@@ -82,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(
         settings.log_level,
         quiet=args.command in ("chat", "usage"),
+        held=args.command == "chat",
         redactor=Redactor.from_settings(settings),
     )
     if args.command == "usage":

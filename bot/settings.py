@@ -113,8 +113,13 @@ class GenerationParams:
 class Settings(BaseSettings):
     """Environment-backed settings. See `.env.example` for one line on each."""
 
+    # An empty value (`BOT_TEMPERATURE=` as `.env.example` leaves it) means unset, not "".
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        env_ignore_empty=True,
     )
 
     # The model API

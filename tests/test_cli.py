@@ -78,9 +78,9 @@ async def test_piped_chat_answers_each_line_with_history_and_images(
     script = f"What is Redis?\n/image {picture}\nwhat is this?\n/model gpt-5.1\nthanks\n"
     code, out, err = await _run("chat", "--new", env=env, stdin=script.encode(), cwd=tmp_path)
     assert code == 0, err
-    assert "You said: tester: What is Redis?" in out
+    assert "You said: What is Redis?" in out  # no local user name
     assert "Attached cat.bmp" in out
-    assert "You said: tester: what is this? [image]" in out
+    assert "You said: what is this? [image]" in out
     assert [r.model for r in fake_llm.requests] == ["gpt-5.5", "gpt-5.5", "gpt-5.1"]
     assert fake_llm.requests[1].image_urls[0].startswith("data:image/png;base64,")
     last = fake_llm.requests[-1].body["messages"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import discord
 import httpx
 
-from bot.attachments import skip_reason
+from bot.attachments import download_cap, skip_reason
 from bot.conversation import Attachment
 from bot.download import download_capped
 from bot.errors import ParleyError
@@ -43,7 +43,7 @@ class AttachmentFetcher:
             else:
                 result.notes.append(reason)
         got = await asyncio.gather(
-            *(self._download(item) for item, _ in wanted), return_exceptions=True
+            *(self._download(item, mime) for item, mime in wanted), return_exceptions=True
         )
         for (item, mime), data in zip(wanted, got, strict=True):
             if isinstance(data, bytes):
@@ -55,13 +55,13 @@ class AttachmentFetcher:
                 raise data
         return result
 
-    async def _download(self, item: discord.Attachment) -> bytes:
-        # The declared size was checked against the right cap already; this one guards
-        # against a body larger than declared.
+    async def _download(self, item: discord.Attachment, mime: str) -> bytes:
+        # The declared size was checked against the cap for its kind already; the same cap
+        # guards against a body larger than declared (a document may be 25 MB, an image 10).
         return await download_capped(
             self._http,
             item.url,
-            max_bytes=self._limits.max_image_bytes,
+            max_bytes=download_cap(item.filename, mime, self._limits),
             allowed_hosts=self._hosts,
             name=item.filename,
         )

@@ -7,6 +7,7 @@ are asserted on the rendered objects.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -99,7 +100,9 @@ def test_every_case_is_rendered() -> None:
     assert {"default-values.yaml", "external-redis-values.yaml", "socket-mode-values.yaml"} <= {
         path.name for path in CI_VALUES
     }
-    assert {"discord-sharded-values.yaml", "hpa-values.yaml"} <= {path.name for path in CI_VALUES}
+    assert {"discord-sharded-values.yaml", "hpa-values.yaml", "features-values.yaml"} <= {
+        path.name for path in CI_VALUES
+    }
 
 
 @pytest.mark.parametrize("case", VALUES_CASES)
@@ -339,6 +342,13 @@ def test_socket_mode_has_no_ingress_and_uses_the_app_token() -> None:
         {"externalRedis": {"url": "http://not-redis"}},
         {"shutdownGrace": -1},
         {"unknownKey": True},
+        {"redis": {"enabled": False, "mode": "replicated"}},
+        {"config": {"BOT_POLICY_FILE": "/etc/policy.yaml"}},
+        {"config": {"ADMIN_TOKEN": "in-plain-config"}},
+        {"limits": {"maxDocumentPages": 0}},
+        {"limits": {"imageDecodePixels": "lots"}},
+        {"mcp": {"servers": {"broken": {"args": ["no command or url"]}}}},
+        {"policy": {"existingConfigMap": "Not_A_Name"}},
     ],
 )
 def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
@@ -355,6 +365,17 @@ def test_values_schema_rejects_bad_values(values: dict[str, Any]) -> None:
             "discord.replicas must not exceed",
         ),
         ({"redis": {"enabled": False}}, "externalRedis.url"),
+        ({"redis": {"mode": "cluster"}}, "needs your own Redis"),
+        (
+            {
+                "redis": {"enabled": False, "mode": "sentinel"},
+                "externalRedis": {"url": "redis://s:26379"},
+            },
+            "redis.sentinelMaster",
+        ),
+        ({"admin": {"enabled": True}}, "secrets.adminToken"),
+        ({"policy": {"content": "default: {}", "existingConfigMap": "x"}}, "not both"),
+        ({"mcp": {"servers": {"a": {"url": "https://a"}}, "existingConfigMap": "x"}}, "not both"),
     ],
 )
 def test_impossible_combinations_fail_with_a_clear_message(
@@ -370,3 +391,100 @@ def test_notes_name_what_is_missing() -> None:
     for key in ("secrets.evolinkApiKey", "secrets.slackBotToken", "secrets.slackSigningSecret"):
         assert key in notes
     assert "WARNING" not in rendered("default-values.yaml").notes
+
+
+def mounted_file(chart: Rendered, workload: Manifest, env_name: str) -> tuple[str, Manifest]:
+    """The ConfigMap name and the key behind the file an env var points at, checked to be
+    mounted read-only as a whole directory (a subPath mount never sees an update)."""
+    path = Path(env_of(workload)[env_name]["value"])
+    main = container(workload)
+    [mount] = [m for m in main["volumeMounts"] if m["mountPath"] == str(path.parent)]
+    assert mount["readOnly"] is True and "subPath" not in mount
+    volumes = workload["spec"]["template"]["spec"]["volumes"]
+    [volume] = [v for v in volumes if v["name"] == mount["name"]]
+    assert volume["configMap"]["items"] == [{"key": path.name, "path": path.name}]
+    return volume["configMap"]["name"], {"key": path.name}
+
+
+def test_every_optional_feature_is_off_by_default() -> None:
+    chart = rendered("defaults")
+    for workload in chart.parley_workloads():
+        env = env_of(workload)
+        for name in ("REDIS_MODE", "REDIS_SENTINEL_MASTER", "ADMIN_TOKEN"):
+            assert name not in env
+        assert not {"BOT_POLICY_FILE", "BOT_MCP_CONFIG"} & env.keys()
+        assert [m["name"] for m in container(workload)["volumeMounts"]] == ["tmp"]
+    config = chart.of_kind("ConfigMap")
+    assert [c["metadata"]["name"] for c in config] == ["parley"]
+    assert not {"BOT_MAX_DOCUMENT_CHARS", "BOT_IMAGE_DECODE_PIXELS"} & config[0]["data"].keys()
+
+
+def test_features_are_wired_into_every_parley_workload() -> None:
+    values = values_of("features-values.yaml")
+    values["discord"] = {"enabled": True}
+    values["secrets"]["discordBotToken"] = "ci-discord-token"
+    chart = render(values)
+    workloads = list(chart.parley_workloads())
+    assert {w["kind"] for w in workloads} == {"Deployment", "StatefulSet"}
+    configmaps = {c["metadata"]["name"]: c for c in chart.of_kind("ConfigMap")}
+    for workload in workloads:
+        env = env_of(workload)
+        assert env["REDIS_MODE"]["value"] == "sentinel"
+        assert env["REDIS_SENTINEL_MASTER"]["value"] == "parley-master"
+        assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"]["key"] == "REDIS_URL"
+        assert env["ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+            "name": "parley",
+            "key": "ADMIN_TOKEN",
+        }
+        assert env["SEARCH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "search-credentials"
+        name, item = mounted_file(chart, workload, "BOT_POLICY_FILE")
+        assert name == "parley-policy" and item["key"] in configmaps[name]["data"]
+        name, item = mounted_file(chart, workload, "BOT_MCP_CONFIG")
+        assert name == "parley-mcp" and item["key"] in configmaps[name]["data"]
+        annotations = workload["spec"]["template"]["metadata"]["annotations"]
+        # An MCP change restarts the pods; a policy change is re-read live, so it does not.
+        assert "checksum/mcp" in annotations and "checksum/policy" not in annotations
+    config = configmaps["parley"]["data"]
+    assert config["BOT_MAX_DOCUMENT_CHARS"] == "100000"
+    assert config["BOT_MAX_DOCUMENT_PAGES"] == "50"
+    assert config["BOT_IMAGE_DECODE_PIXELS"] == "20000000"
+    [secret] = chart.of_kind("Secret")
+    assert "ADMIN_TOKEN" in secret["data"] and "ci-admin-token" not in chart.text
+    assert "re-read it within about a minute, without a restart" in chart.notes
+    assert "port-forward deployment/parley-slack" in chart.notes
+
+
+def test_mounted_files_are_what_parley_reads(tmp_path: Path) -> None:
+    from bot.policy.loader import read_policy_file
+
+    values = values_of("features-values.yaml")
+    configmaps = {c["metadata"]["name"]: c for c in render(values).of_kind("ConfigMap")}
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(configmaps["parley-policy"]["data"]["policy.yaml"])
+    assert policy.read_text() == values["policy"]["content"]  # lines as the operator wrote
+    assert read_policy_file(policy).default.quota.user_tokens_per_day == 200000
+    mcp = json.loads(configmaps["parley-mcp"]["data"]["mcp.json"])
+    assert mcp == {"mcpServers": values["mcp"]["servers"]}
+
+
+def test_own_configmaps_are_mounted_and_not_made() -> None:
+    chart = render(
+        {
+            "redis": {"enabled": False, "mode": "cluster"},
+            "externalRedis": {"url": "redis://node-0:6379,redis://node-1:6379"},
+            "policy": {"existingConfigMap": "team-policy", "key": "rules.yaml"},
+            "mcp": {"existingConfigMap": "team-mcp"},
+            "admin": {"enabled": True},
+            "secrets": {"existingSecret": "parley-tokens"},
+        }
+    )
+    assert [c["metadata"]["name"] for c in chart.of_kind("ConfigMap")] == ["parley"]
+    deployment = chart.one("Deployment", "slack")
+    env = env_of(deployment)
+    assert env["REDIS_MODE"]["value"] == "cluster" and "REDIS_SENTINEL_MASTER" not in env
+    assert env["ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "parley-tokens"
+    assert env["BOT_POLICY_FILE"]["value"] == "/etc/parley/policy/rules.yaml"
+    assert mounted_file(chart, deployment, "BOT_POLICY_FILE")[0] == "team-policy"
+    assert mounted_file(chart, deployment, "BOT_MCP_CONFIG")[0] == "team-mcp"
+    for manifest in chart.manifests:
+        kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)

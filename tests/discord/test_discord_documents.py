@@ -41,3 +41,22 @@ async def test_uploaded_deck_and_pdf_reach_the_model_and_the_footer_says_what_wa
         footer = "".join(m["content"] for m in answers)
         assert "“report.pdf”: read pages 1-2 of 3." in footer
         bot.assert_no_pings()
+
+
+async def test_a_document_over_the_image_limit_is_downloaded_and_read(
+    redis_client: aioredis.Redis, redis_url: str
+) -> None:
+    # 11 MB: over the 10 MB image cap, under the 25 MB document cap. The padding is a PDF
+    # comment after the end, which readers ignore, so the text is still found.
+    big = pdf(["The code word is AMBER FINCH."]) + b"\n%" + b" " * (11 * 1024 * 1024) + b"\n"
+    async with discord_bot(redis_url) as bot:
+        report = bot.discord.attachment("big.pdf", "application/pdf", big)
+        bot.llm.enqueue(Reply(text="AMBER FINCH."))
+        thread_id = await bot.ask("what is the code word?", attachments=[report])
+        answers = await bot.answered(thread_id, text="AMBER FINCH.")
+
+        [request] = bot.llm.requests
+        assert "The code word is AMBER FINCH." in request.last_user_text
+        said = "".join(m["content"] for m in answers)
+        assert "big.pdf" not in said  # no "skipped" or "too large" note
+        bot.assert_no_pings()

@@ -59,6 +59,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- add .Values.preStopSleep .Values.shutdownGrace 15 }}
 {{- end }}
 
+{{/*
+A settings file mounted from a ConfigMap: the chart's (made from values) or the
+operator's. Takes (dict "root" $ "file" "policy"|"mcp"); empty when the feature is off.
+*/}}
+{{- define "parley.fileConfigMap" -}}
+{{- $values := index .root.Values .file }}
+{{- $inline := eq .file "policy" | ternary (dig "content" "" $values) (dig "servers" dict $values) }}
+{{- if $values.existingConfigMap }}
+{{- $values.existingConfigMap }}
+{{- else if $inline }}
+{{- include "parley.componentName" (dict "root" .root "component" .file) }}
+{{- end }}
+{{- end }}
+
+{{/* Where a settings file's directory is mounted: /etc/parley/<file>. */}}
+{{- define "parley.fileDir" -}}
+{{- printf "/etc/parley/%s" . }}
+{{- end }}
+
 {{/* One environment variable read from the token Secret. */}}
 {{- define "parley.secretEnv" -}}
 - name: {{ .key }}
@@ -85,6 +104,25 @@ other way round.
 {{- else }}
 {{ include "parley.secretEnv" (dict "root" . "key" "REDIS_URL") }}
 {{- end }}
+{{- if ne .Values.redis.mode "single" }}
+- name: REDIS_MODE
+  value: {{ .Values.redis.mode | quote }}
+{{- end }}
+{{- if eq .Values.redis.mode "sentinel" }}
+- name: REDIS_SENTINEL_MASTER
+  value: {{ .Values.redis.sentinelMaster | quote }}
+{{- end }}
+{{- if .Values.admin.enabled }}
+{{ include "parley.secretEnv" (dict "root" . "key" "ADMIN_TOKEN") }}
+{{- end }}
+{{- if include "parley.fileConfigMap" (dict "root" . "file" "policy") }}
+- name: BOT_POLICY_FILE
+  value: {{ printf "%s/%s" (include "parley.fileDir" "policy") .Values.policy.key | quote }}
+{{- end }}
+{{- if include "parley.fileConfigMap" (dict "root" . "file" "mcp") }}
+- name: BOT_MCP_CONFIG
+  value: {{ printf "%s/%s" (include "parley.fileDir" "mcp") .Values.mcp.key | quote }}
+{{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
 {{- end }}
@@ -95,6 +133,10 @@ other way round.
 checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
 {{- if not .Values.secrets.existingSecret }}
 checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+{{- /* No checksum of the policy: the app re-reads the mounted file, no restart needed. */}}
+{{- if and .Values.mcp.servers (not .Values.mcp.existingConfigMap) }}
+checksum/mcp: {{ include (print .Template.BasePath "/mcp-configmap.yaml") . | sha256sum }}
 {{- end }}
 {{- if .Values.metrics.podAnnotations }}
 prometheus.io/scrape: "true"
@@ -180,11 +222,29 @@ containers:
     volumeMounts:
       - name: tmp
         mountPath: /tmp
+      {{- /* Whole directories, not subPaths: only then does a ConfigMap update reach the pod. */}}
+      {{- range $file := list "policy" "mcp" }}
+      {{- if include "parley.fileConfigMap" (dict "root" $root "file" $file) }}
+      - name: {{ $file }}
+        mountPath: {{ include "parley.fileDir" $file }}
+        readOnly: true
+      {{- end }}
+      {{- end }}
 volumes:
   # The root filesystem is read-only; Python and the libraries get a scratch /tmp.
   - name: tmp
     emptyDir:
       sizeLimit: 64Mi
+  {{- range $file := list "policy" "mcp" }}
+  {{- with include "parley.fileConfigMap" (dict "root" $root "file" $file) }}
+  - name: {{ $file }}
+    configMap:
+      name: {{ . }}
+      items:
+        - key: {{ (index $root.Values $file).key }}
+          path: {{ (index $root.Values $file).key }}
+  {{- end }}
+  {{- end }}
 {{- with $root.Values.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
@@ -237,5 +297,20 @@ exec "$@"
 {{- end }}
 {{- if not (or .Values.redis.enabled .Values.externalRedis.url .Values.secrets.existingSecret) }}
 {{- fail "redis.enabled is false: set externalRedis.url, or REDIS_URL in secrets.existingSecret" }}
+{{- end }}
+{{- if and .Values.redis.enabled (ne .Values.redis.mode "single") }}
+{{- fail "redis.mode cluster or sentinel needs your own Redis: set redis.enabled=false and externalRedis.url to its nodes" }}
+{{- end }}
+{{- if and (eq .Values.redis.mode "sentinel") (not .Values.redis.sentinelMaster) }}
+{{- fail "redis.mode sentinel needs redis.sentinelMaster, the master's name as the sentinels know it" }}
+{{- end }}
+{{- if and .Values.admin.enabled (not (or .Values.secrets.adminToken .Values.secrets.existingSecret)) }}
+{{- fail "admin.enabled needs secrets.adminToken, or ADMIN_TOKEN in secrets.existingSecret" }}
+{{- end }}
+{{- if and .Values.policy.content .Values.policy.existingConfigMap }}
+{{- fail "set policy.content or policy.existingConfigMap, not both" }}
+{{- end }}
+{{- if and .Values.mcp.servers .Values.mcp.existingConfigMap }}
+{{- fail "set mcp.servers or mcp.existingConfigMap, not both" }}
 {{- end }}
 {{- end }}
