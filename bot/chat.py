@@ -24,6 +24,7 @@ from typing import TextIO
 from bot.conversation import Attachment, ConversationKey, IncomingMessage
 from bot.intake import Envelope, build_intake
 from bot.metrics import Metrics
+from bot.reply import Audience
 from bot.serve import build_engine, config_problem
 from bot.settings import Settings
 from bot.sink import FinalReply
@@ -52,6 +53,9 @@ class TerminalSink:
 
     async def start(self) -> None:
         self._set_status("thinking…")
+
+    def meet(self, audience: Audience) -> None:
+        """A terminal notifies nobody and previews nothing: the text is shown as it is."""
 
     async def progress(self, status: str) -> None:
         if self._shown == 0:

@@ -34,6 +34,7 @@ from bot.conversation import (
     Role,
     TextPart,
     Turn,
+    system_text,
     to_api_messages,
 )
 from bot.documents.reader import DocumentReader
@@ -51,9 +52,11 @@ from bot.images import normalize_images
 from bot.llm import ChatClient
 from bot.llm_types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
 from bot.metrics import Metrics
+from bot.neutralize import untrusted_tool_result
 from bot.pixel_budget import PixelBudget
 from bot.redact import Redactor
 from bot.rejected import without_rejected
+from bot.reply import audience_of
 from bot.settings import GenerationParams, Limits, Settings
 from bot.sink import FinalReply, ReplySink
 from bot.store import ConversationStore
@@ -190,7 +193,7 @@ class Engine:
         self.toolbox = toolbox or ToolBox()
         self.governance = governance  # the policy, usage meter and quotas; None: none
         self._tasks: dict[asyncio.Task[Any], int] = {}
-        self._system_tokens = estimate_tokens(config.system_prompt)
+        self._system_tokens = estimate_tokens(system_text(config.system_prompt))
         self.documents = DocumentReader.for_store(store, config.limits)
         self._pixels = PixelBudget(config.limits.image_decode_pixels)  # one per process
 
@@ -327,13 +330,20 @@ class Engine:
                 seed = await msg.seed()
                 if seed:
                     await self.store.extend(key, seed)
-            turn = Turn.make(Role.USER, prepared.parts, msg.author)
+            turn = Turn.make(
+                Role.USER,
+                prepared.parts,
+                msg.author,
+                author_id=msg.author_id,
+                mentions=msg.mentions,
+            )
             budget = max(self.config.limits.context_budget - self._system_tokens, 1)
             history = await self.store.add_user_turn(key, turn, prepared.images, budget)
             if history.trimmed:
                 prepared.notes.append(
                     "Older messages in this thread were left out to fit the model's context."
                 )
+            sink.meet(audience_of(msg.key, msg.author_id, history, self.governance))
             model = msg.model or history.model or self.config.model
             documents = await self.documents.expand(
                 history.turns, budget, prepared.documents, prepared.notes
@@ -405,7 +415,8 @@ class Engine:
                 for call in done.tool_calls:
                     pusher.status(f"Using {call.name}…")
                     result = await asyncio.to_thread(self.toolbox.run, call)
-                    messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+                    content = untrusted_tool_result(call.name, result)
+                    messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
         log.warning("model %s still calling tools after %d rounds", model, MAX_TOOL_ROUNDS)
         return _Answer("", model, usage, notes)
 

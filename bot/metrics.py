@@ -63,6 +63,12 @@ class Metrics:
             ["rating", "model"],
             registry=r,
         )
+        self.neutralized = Counter(
+            "parley_output_neutralized",
+            "Mentions in answers made plain text and link previews withheld, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.in_flight = Gauge("parley_answers_in_flight", "Answers being written", registry=r)
 
     def render(self) -> bytes:

@@ -5,7 +5,13 @@ embedded in-process fakeredis server (history then lives only as long as the pro
 
 Keys (`prefix` defaults to ``parley:``; `<conv>` is `ConversationKey.id`):
 
-    <prefix>conv:<conv>     list    one JSON `Turn` per element, oldest first
+    <prefix>conv:<conv>     list    one JSON `Turn` per element, oldest first; a person's
+                                    turn carries their user id (``i``) and the ids they
+                                    mentioned (``m``), so the history read for a turn also
+                                    says who is in the thread (`History.people`, the
+                                    people an answer may mention) and which links people
+                                    wrote (`History.links`, the ones it may preview),
+                                    without another round trip
     <prefix>meta:<conv>     hash    per-conversation settings (``model``)
     <prefix>img:<sha256>    string  image bytes, stored once per content hash
     <prefix>lock:<conv>     string  the conversation lock's token
@@ -48,7 +54,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError, RedisError
 
-from bot.conversation import ConversationKey, Turn
+from bot.conversation import ConversationKey, Turn, links_in, people_in
 from bot.errors import BotBusy, StoreUnavailable
 from bot.settings import Limits, Settings
 
@@ -80,6 +86,9 @@ class History:
     images: dict[str, bytes]  # sha256 -> bytes for the image refs in `turns` still stored
     model: str | None  # the conversation's model override, if one was set
     trimmed: bool  # older turns exist that did not fit
+    # Read from every stored turn, not only those within the budget:
+    people: frozenset[str] = frozenset()  # ids who wrote or were mentioned by a person
+    links: frozenset[str] = frozenset()  # URLs people wrote
 
 
 class ConversationStore:
@@ -144,7 +153,8 @@ class ConversationStore:
             results = await pipe.execute()
             length, raw_turns, meta = results[0], results[-2], results[-1]
 
-            turns = _newest_within([Turn.from_json(raw) for raw in raw_turns], budget_tokens)
+            stored = [Turn.from_json(raw) for raw in raw_turns]
+            turns = _newest_within(stored, budget_tokens)
             hashes = [h for t in turns for h in t.image_hashes]
             found = {h: images[h] for h in hashes if h in images}
             found.update(await self._read_images([h for h in hashes if h not in images]))
@@ -153,6 +163,8 @@ class ConversationStore:
             images=found,
             model=_text(meta.get(b"model")),
             trimmed=len(turns) < length,
+            people=people_in(stored),
+            links=links_in(stored),
         )
 
     async def add_turn(self, key: ConversationKey, turn: Turn) -> None:

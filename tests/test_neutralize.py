@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.neutralize import (
     GROUP_MENTION,
+    JOINER,
     MENTION_SYNTAX,
     SPECIAL_MENTION,
     UNTRUSTED_CONTENT_PROMPT,
@@ -25,8 +26,14 @@ from bot.neutralize import (
 )
 
 NAMES = {"U111": "Ana", "U222": "Bo Li"}
-# Notifying syntax as Slack reads it: `<@…` or `<!…` (a `<!date^…>` only formats a date).
-NOTIFYING = re.compile(r"<(?:@|!(?!date\^))")
+# Notifying syntax as Slack reads it: `<@…` or `<!…` (a `<!date^…>` only formats a date),
+# and the plain words a Markdown renderer might link.
+NOTIFYING = re.compile(r"<(?:@|!(?!date\^))|(?<![\w@])@(?:channel|here|everyone)\b")
+
+
+def seen(text: str) -> str:
+    """`text` as a reader sees it: the word joiners are invisible."""
+    return text.replace(JOINER, "")
 
 
 def outside_code(text: str) -> str:
@@ -52,14 +59,19 @@ def outside_code(text: str) -> str:
         ("<@U222> knows", "@Bo Li knows", USER_MENTION),
         ("<@U999|carl> knows", "@carl knows", USER_MENTION),
         ("<@W999> knows", "@user knows", USER_MENTION),
-        ("broken <!channel", "broken &lt;!channel", MENTION_SYNTAX),
-        ("<<!here>>", "&lt;@here>", SPECIAL_MENTION),
-        ("<@lowercase>", "&lt;@lowercase>", MENTION_SYNTAX),
+        ("broken <!channel", "broken <!channel", MENTION_SYNTAX),
+        ("<<!here>>", "<@here>", SPECIAL_MENTION),
+        ("<@lowercase>", "<@lowercase>", MENTION_SYNTAX),
+        (
+            "ping @channel, @here and @everyone",
+            "ping @channel, @here and @everyone",
+            SPECIAL_MENTION,
+        ),
     ],
 )
 def test_notifying_syntax_becomes_plain_text(text: str, shown: str, kind: str) -> None:
     result = neutralize_slack_mentions(text, allowed_users={"U111"}, display_names=NAMES)
-    assert result.text == shown
+    assert seen(result.text) == shown
     assert result.counts[kind] >= 1
     assert not NOTIFYING.search(result.text)
 
@@ -67,25 +79,25 @@ def test_notifying_syntax_becomes_plain_text(text: str, shown: str, kind: str) -
 def test_people_in_the_conversation_stay_mentioned() -> None:
     text = "<@U111> and <@U111|ana> asked <@U222>"
     result = neutralize_slack_mentions(text, allowed_users={"U111"}, display_names=NAMES)
-    assert result.text == "<@U111> and <@U111|ana> asked @Bo Li"
+    assert result.text == f"<@U111> and <@U111|ana> asked @{JOINER}Bo Li"
     assert dict(result.counts) == {USER_MENTION: 1}
 
 
 def test_code_is_shown_as_written() -> None:
     text = "Use `<!channel>` or\n```\nping <!here> <@U222>\n```\nthen <!here>"
     result = neutralize_slack_mentions(text)
-    assert result.text == "Use `<!channel>` or\n```\nping <!here> <@U222>\n```\nthen @here"
+    assert seen(result.text) == "Use `<!channel>` or\n```\nping <!here> <@U222>\n```\nthen @here"
     assert dict(result.counts) == {SPECIAL_MENTION: 1}
 
 
 def test_an_unclosed_fence_is_not_code() -> None:
-    assert neutralize_slack_mentions("```\n<!here>").text == "```\n@here"
+    assert neutralize_slack_mentions("```\n<!here>").text == f"```\n@{JOINER}here"
 
 
 def test_display_names_cannot_inject_syntax() -> None:
     names = {"U333": "<!channel> `x`"}
     result = neutralize_slack_mentions("<@U333>", display_names=names)
-    assert result.text == "@!channel x"
+    assert seen(result.text) == "@!channel x"
     assert not NOTIFYING.search(result.text)
 
 
@@ -96,6 +108,13 @@ def test_dates_and_links_are_left_alone() -> None:
     assert not result.counts
 
 
+def test_neutralizing_twice_changes_nothing_more() -> None:
+    once = neutralize_slack_mentions("<!here> @channel <@U9|x> <!x").text
+    twice = neutralize_slack_mentions(once)
+    assert twice.text == once
+    assert not twice.counts
+
+
 def test_mentioned_user_ids() -> None:
     assert mentioned_user_ids(["hi <@U111>", "<@W2|bo> and <!here>"]) == {"U111", "W2"}
 
@@ -103,9 +122,29 @@ def test_mentioned_user_ids() -> None:
 # Text rich in the syntax and in the characters around it.
 _ATOMS = st.sampled_from(
     [
-        "<", ">", "@", "!", "|", "^", "`", "```", "\n", " ", "a", "U1", "<@", "<!",
-        "<!channel>", "<!here|x>", "<!everyone>", "<!subteam^S1|@t>", "<@U1>", "<@U2|b>",
-        "<!date^1^x|y>", "&lt;", "<https://x.test>",
+        "<",
+        ">",
+        "@",
+        "!",
+        "|",
+        "^",
+        "`",
+        "```",
+        "\n",
+        " ",
+        "a",
+        "U1",
+        "<@",
+        "<!",
+        "<!channel>",
+        "<!here|x>",
+        "<!everyone>",
+        "<!subteam^S1|@t>",
+        "<@U1>",
+        "<@U2|b>",
+        "<!date^1^x|y>",
+        "&lt;",
+        "<https://x.test>",
     ]
 )
 
