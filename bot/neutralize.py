@@ -115,14 +115,16 @@ def neutralize_slack_mentions(
         return _AT
 
     def outside_code(part: str) -> str:
+        if "<" in part:
+            if not allow_special:
+                part = _SPECIAL.sub(special, part)
+                part = _SUBTEAM.sub(subteam, part)
+            part = _USER.sub(user, part)
+        # After the tokens, so a `<!here|@here>` counts once.
         if "@" in part and not allow_special:
             part = _PLAIN_SPECIAL.sub(plain, part)
         if "<" not in part:
             return part
-        if not allow_special:
-            part = _SPECIAL.sub(special, part)
-            part = _SUBTEAM.sub(subteam, part)
-        part = _USER.sub(user, part)
         # Allowed mentions stay; only the `<` of anything else is escaped.
         kept = sorted(
             m.span()

@@ -19,6 +19,7 @@ from bot.neutralize import (
     code_spans,
     mentioned_user_ids,
     neutralize_slack_mentions,
+    settled,
     unfurl_allowed,
     unseen_urls,
     urls_in,
@@ -250,3 +251,23 @@ def test_any_content_stays_inside_one_block(source: str, text: str) -> None:
     assert wrapped.count("<<<") == 2
     [(_, _, body)] = _blocks(wrapped)
     assert body.replace("\u200b", "") == text
+
+
+# --- streaming: what is shown of a growing answer is only ever appended to ---------------
+
+
+@settings(max_examples=300, deadline=DEADLINE)
+@given(MENTIONY, st.integers(min_value=0, max_value=200))
+def test_a_settled_start_neutralizes_to_a_start_of_the_whole(text: str, cut: int) -> None:
+    whole = neutralize_slack_mentions(text, allowed_users={"U1"}).text
+    start = neutralize_slack_mentions(settled(text[:cut]), allowed_users={"U1"}).text
+    assert whole.startswith(start)
+
+
+def test_settled_holds_back_what_may_still_change() -> None:
+    assert settled("hi <!chan") == "hi "
+    assert settled("ask @ever") == "ask "
+    assert settled("line one\nrun `<!he") == "line one\nrun "
+    assert settled("done <!here> and more") == "done <!here> and more"
+    assert settled("see\n```\n<!here>\n") == "see\n"
+    assert settled("see\n```\nprint(1)\n") == "see\n```\nprint(1)\n"

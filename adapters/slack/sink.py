@@ -117,7 +117,9 @@ class SlackSink:
         audience = self._audience
         wanted = mentioned_user_ids([text]) - audience.people - self._names.keys()
         if wanted:
-            self._names.update(await self._users.names(wanted))
+            found = await self._users.names(wanted)
+            # A failed lookup gives the id back: "" lets the mention's own label show.
+            self._names.update({uid: "" if name == uid else name for uid, name in found.items()})
         result = neutralize_slack_mentions(
             text,
             allowed_users=audience.people,
