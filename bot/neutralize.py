@@ -152,19 +152,27 @@ def settled(text: str) -> str:
     text will not change, so what was shown of it can be appended to, not rewritten.
 
     Mentions never span lines, so only the last line is unsettled: from an unclosed
-    `<`, a trailing `@word` or an inline code span still open. So is an open code block
-    holding anything the neutralizer would change: it is shown as written once closed.
+    `<`, a trailing `@word` or a backtick that may yet open code. So is an open code
+    block holding anything the neutralizer would change: it is shown as written once
+    it is closed.
     """
     spans = code_spans(text)
     fence = text.find("```", spans[-1][1] if spans else 0)
     if fence >= 0 and neutralize_slack_mentions(text[fence:]).text != text[fence:]:
         text = text[:fence]
+    spans = code_spans(text)
     line = text.rfind("\n") + 1
-    tail = text[line:]
-    cuts = [match.start() for match in _OPEN_TAIL.finditer(tail)]
-    if tail.count("`") % 2:
-        cuts.append(tail.rindex("`"))
-    return text[: line + min(cuts)] if cuts else text
+    cuts = [line + match.start() for match in _OPEN_TAIL.finditer(text[line:])]
+    after_code = max(line, spans[-1][1] if spans else 0)
+    if (tick := text.find("`", after_code)) >= 0:
+        cuts.append(tick)  # code that may yet close
+    if not cuts:
+        return text
+    cut = min(cuts)
+    for start, end in spans:
+        if start < cut < end:  # a cut inside code would make it code no longer
+            return text[:start]
+    return text[:cut]
 
 
 def _without_stray(
