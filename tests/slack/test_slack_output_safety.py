@@ -116,6 +116,22 @@ async def test_only_people_in_the_thread_stay_mentioned(slack_bot: SlackBot) -> 
     assert neutralized(slack_bot, "user_mention") == 2
 
 
+async def test_people_who_wrote_before_the_bot_joined_count(slack_bot: SlackBot) -> None:
+    """The thread's earlier messages (the seed) say who is in it and which links people
+    wrote there."""
+    fake = slack_bot.fake
+    root = fake.add_message(CHANNEL, "the runbook: <https://wiki.example.com/run>", user=BOB)
+    text = f"<@{BOB}> wrote https://wiki.example.com/run and <@{CAROL}> may know."
+    slack_bot.llm.enqueue(Reply(text=text, chunk_size=10_000))
+    _, body = fake.person_says(CHANNEL, f"{MENTION} summarise", user=ALICE, thread_ts=root.ts)
+    await slack_bot.post(body)
+    shown = await wait_answer(fake, root.ts, channel=CHANNEL)
+    assert shown.replace(JOINER, "") == (
+        f"<@{BOB}> wrote https://wiki.example.com/run and @Carol may know."
+    )
+    assert neutralized(slack_bot, "link_preview") == 0
+
+
 async def test_mentions_in_code_are_shown_as_written(slack_bot: SlackBot) -> None:
     text = "Use `<!channel>` like this:\n\n```\nping <!here> <@U0BOB>\n```\n\nthen <!here>."
     shown = await answer(slack_bot, text, "how do I ping?", chunk_size=4)
