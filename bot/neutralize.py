@@ -10,8 +10,8 @@ the prompt builder use against both; it imports no platform library.
   `<!everyone>`, `<!subteam^ID>`, `<@U…>` of people not already in the conversation, and
   the plain words `@channel`, `@here`, `@everyone`) becomes plain text that reads the
   same and notifies no one. Code is left as written.
-- `urls_in` / `unfurl_allowed`: which links a message may let the platform preview
-  (only ones a person wrote in the thread).
+- `urls_in`: the links in a text, compared to decide which a message may let the
+  platform preview (only ones a person wrote in the thread; `bot.reply.Audience`).
 - `wrap_untrusted` and `UNTRUSTED_CONTENT_PROMPT`: untrusted content reaches the model in
   a delimited block naming its source, which the content cannot close early.
 
@@ -218,22 +218,6 @@ def _normalize_url(url: str) -> str:
     scheme, _, rest = url.partition("://")
     host, slash, path = rest.partition("/")
     return f"{scheme.lower()}://{host.lower()}{slash}{path}"
-
-
-def unseen_urls(text: str, person_texts: Iterable[str]) -> set[str]:
-    """The URLs in `text` (a model's answer) that appear in none of `person_texts` (what
-    people wrote in the thread): links the model wrote itself."""
-    seen: set[str] = set()
-    for person_text in person_texts:
-        seen |= urls_in(person_text)
-    return urls_in(text) - seen
-
-
-def unfurl_allowed(text: str, person_texts: Iterable[str]) -> bool:
-    """Whether a message with `text` may let the platform preview its links: only when it
-    has links and a person wrote every one of them in the thread. A preview is a fetch
-    made on the bot's behalf; a model-written address can carry data out in it."""
-    return bool(urls_in(text)) and not unseen_urls(text, person_texts)
 
 
 # --- untrusted content for the model -----------------------------------------------------------

@@ -20,11 +20,10 @@ from bot.neutralize import (
     mentioned_user_ids,
     neutralize_slack_mentions,
     settled,
-    unfurl_allowed,
-    unseen_urls,
     urls_in,
     wrap_untrusted,
 )
+from bot.reply import Audience
 
 NAMES = {"U111": "Ana", "U222": "Bo Li"}
 # Notifying syntax as Slack reads it: `<@…` or `<!…` (a `<!date^…>` only formats a date),
@@ -198,12 +197,12 @@ def test_urls_are_found_in_every_form() -> None:
 
 
 def test_only_links_people_wrote_may_unfurl() -> None:
-    people = ["look at <https://docs.example.com/guide>", "thanks"]
-    assert unfurl_allowed("It is at https://docs.example.com/guide.", people)
+    audience = Audience(links=frozenset(urls_in("look at <https://docs.example.com/guide>")))
+    assert audience.previews("It is at https://docs.example.com/guide.")
     invented = "It is at https://docs.example.com/guide and https://evil.test/?d=secret"
-    assert not unfurl_allowed(invented, people)
-    assert unseen_urls(invented, people) == {"https://evil.test/?d=secret"}
-    assert not unfurl_allowed("no links here", people)
+    assert not audience.previews(invented)
+    assert audience.invented_links(invented) == {"https://evil.test/?d=secret"}
+    assert not audience.previews("no links here")
 
 
 # --- untrusted content ----------------------------------------------------------------------
