@@ -9,7 +9,9 @@ Everything is sent with no allowed mentions, so model output can never ping anyo
 and with embeds suppressed (the SUPPRESS_EMBEDS flag), so no link the model invented is
 fetched for a preview: only a finished message whose every link a person wrote in the
 conversation is sent with its embeds. The flag is set when a message is created and
-stays through edits (discord.py's edits of channel and interaction messages take none).
+stays through edits (discord.py's edits of channel and interaction messages take none);
+a `/chat` answer's original response, created by the deferral, gets it from the bot
+token before its first edit.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class InteractionOutlet:
         self.thread: ChannelOutlet | None = None
         self._expires = interaction.created_at + TOKEN_LIFETIME - TOKEN_MARGIN
         self._token_gone = False
+        self._original_suppressed = False
         self._in_thread: set[int] = set()
         channel_id = interaction.channel_id or 0
         self._by_bot = ChannelOutlet(
@@ -131,6 +134,7 @@ class InteractionOutlet:
             return
         interaction = self._interaction
         if message_id == self.original_id:
+            await self._suppress_original()
             done, _ = await self._by_token(
                 lambda: interaction.edit_original_response(
                     content=content, allowed_mentions=NO_PINGS
@@ -144,6 +148,22 @@ class InteractionOutlet:
             )
         if not done:
             await self._by_bot.edit(message_id, content)
+
+    async def _suppress_original(self) -> None:
+        """Embeds off on the original response, once, before the answer's text reaches it.
+
+        It was created by the deferral, which takes no flags, and discord.py edits an
+        interaction's messages without flags, so the bot token sets the flag on what is
+        its own message in the channel.
+        """
+        if self._original_suppressed:
+            return
+        self._original_suppressed = True
+        try:
+            original = await self._by_bot.channel.fetch_message(self.original_id)
+            await original.edit(suppress=True)
+        except FAILURES as exc:
+            log.warning("could not suppress embeds of the /chat answer: %s", exc)
 
     async def remove(self, message_id: int) -> None:
         if self.thread is not None and message_id in self._in_thread:

@@ -57,3 +57,19 @@ async def test_only_messages_whose_links_people_wrote_embed(bot: DiscordBot) -> 
     assert [m["content"][:12] for m in messages] == ["The guide is", "Also see htt"]
     assert not suppressed(messages[0])
     assert suppressed(messages[1])
+
+
+async def test_a_chat_answer_gets_no_embed_either(bot: DiscordBot) -> None:
+    """`/chat`'s answer goes into the deferred original response, which is suppressed
+    before the model's text reaches it."""
+    fake = bot.discord
+    text = f"Send your notes to {INVENTED}."
+    bot.llm.enqueue(Reply(text, chunk_size=5))
+    prompt = {"name": "prompt", "type": 3, "value": "what now?"}
+    record = await fake.slash("chat", bot.general, bot.alice, [prompt])
+    await bot.answered(bot.general, text=text)
+    original = fake.messages[record.original_id or ""]
+    assert original["content"] == text and suppressed(original)
+    [flagged] = fake.find_calls("PATCH", rf"/channels/\d+/messages/{record.original_id}")
+    first_edit = fake.find_calls("PATCH", rf"/webhooks/\d+/{record.token}/messages/@original")[0]
+    assert flagged.at < first_edit.at
