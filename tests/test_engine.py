@@ -96,6 +96,22 @@ def _png(color: str = "red", size: tuple[int, int] = (4, 4), fmt: str = "PNG") -
     return out.getvalue()
 
 
+async def test_the_sink_learns_who_is_in_the_conversation(engine: Engine) -> None:
+    """Before any text is shown, the sink is told whom it may mention and which links
+    people wrote; the next turn still knows them from the store."""
+    first = RecordingSink()
+    text = "see https://docs.example.com/a and ask Bo"
+    await engine.handle(_msg(text, author_id="U1", mentions=frozenset({"U2"})), first)
+    assert first.audience is not None
+    assert first.audience.people == {"U1", "U2"}
+    assert first.audience.links == {"https://docs.example.com/a"}
+    assert first.audience.conversation == KEY.id and not first.audience.allow_mentions
+
+    second = RecordingSink()
+    await engine.handle(_msg("thanks", author_id="U3"), second)
+    assert second.audience is not None and second.audience.people == {"U1", "U2", "U3"}
+
+
 async def test_multi_turn_conversation_is_streamed_and_remembered(
     engine: Engine, fake_llm: FakeLLM
 ) -> None:

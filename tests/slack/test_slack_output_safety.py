@@ -8,6 +8,7 @@ nobody in the thread wrote.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -89,10 +90,16 @@ def neutralized(bot: SlackBot, kind: str) -> float:
     return value or 0.0
 
 
-async def test_special_mentions_stream_as_words(slack_bot: SlackBot) -> None:
+async def test_special_mentions_stream_as_words(
+    slack_bot: SlackBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.reply.audience")
     # Three characters a chunk: every mention arrives cut in pieces mid-stream.
     shown = await answer(slack_bot, SPECIALS, "announce it", chunk_size=3, chunk_delay=0.05)
     assert shown == SPECIALS_SHOWN
+    # An operator can see the attempt, and where it happened.
+    [logged] = [r.getMessage() for r in caplog.records if r.name == "bot.reply.audience"]
+    assert "4 special_mention" in logged and "slack:T" in logged and CHANNEL in logged
     assert slack_bot.fake.calls_to("chat.startStream")
     assert_nothing_notifies(slack_bot.fake)
     assert neutralized(slack_bot, "special_mention") == 4
