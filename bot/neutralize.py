@@ -39,7 +39,8 @@ _USER = re.compile(r"<@([A-Z0-9]+)(?:\|([^<>`\n]*))?>")
 _STRAY = re.compile(r"<(?=@|!(?!date\^))")
 # The plain words, which Slack links only when asked to (`link_names`, `parse=full`,
 # never sent) but which a Markdown renderer might read as a mention all the same.
-_PLAIN_SPECIAL = re.compile(r"(?<![\w@])@(?=(?:channel|here|everyone)\b)")
+# Not inside an address (`https://site/@here`): that stays a working link.
+_PLAIN_SPECIAL = re.compile(r"(?<![\w@/.:-])@(?=(?:channel|here|everyone)\b)")
 # A word joiner (U+2060): invisible and never a line break, so `@\u2060here` and
 # `<\u2060!here` read as written, but no parser of mentions or of HTML entities can
 # join them into one again. Slack's `&lt;` would depend on how `markdown_text` decodes

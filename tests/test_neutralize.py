@@ -28,7 +28,7 @@ from bot.reply import Audience
 NAMES = {"U111": "Ana", "U222": "Bo Li"}
 # Notifying syntax as Slack reads it: `<@…` or `<!…` (a `<!date^…>` only formats a date),
 # and the plain words a Markdown renderer might link.
-NOTIFYING = re.compile(r"<(?:@|!(?!date\^))|(?<![\w@])@(?:channel|here|everyone)\b")
+NOTIFYING = re.compile(r"<(?:@|!(?!date\^))|(?<![\w@/.:-])@(?:channel|here|everyone)\b")
 
 
 def seen(text: str) -> str:
@@ -102,7 +102,10 @@ def test_display_names_cannot_inject_syntax() -> None:
 
 
 def test_dates_and_links_are_left_alone() -> None:
-    text = "<!date^1392734382^{date}|Feb 18> <https://example.com|site> <#C123|general>"
+    text = (
+        "<!date^1392734382^{date}|Feb 18> <https://example.com|site> <#C123|general> "
+        "https://medium.com/@everyone/post a@here.test"
+    )
     result = neutralize_slack_mentions(text)
     assert result.text == text
     assert not result.counts
