@@ -32,6 +32,7 @@ from bot.conversation import Attachment, ConversationKey, IncomingMessage
 from bot.engine import Engine
 from bot.intake import Envelope, build_intake
 from bot.metrics import Metrics
+from bot.reply import Audience
 from bot.serve import build_engine, config_problem
 from bot.settings import Limits, Settings
 from bot.sink import FinalReply
@@ -64,6 +65,9 @@ class TerminalSink:
 
     async def start(self) -> None:
         self._set_status("thinking…")
+
+    def meet(self, audience: Audience) -> None:
+        """A terminal notifies nobody and previews nothing: the text is shown as it is."""
 
     async def progress(self, status: str) -> None:
         if self._shown == 0:

@@ -35,6 +35,7 @@ from bot.conversation import (
     Role,
     TextPart,
     Turn,
+    system_text,
     to_api_messages,
 )
 from bot.documents.reader import DocumentReader
@@ -55,6 +56,7 @@ from bot.metrics import Metrics
 from bot.pixel_budget import PixelBudget
 from bot.redact import Redactor
 from bot.rejected import without_rejected
+from bot.reply import audience_of
 from bot.settings import GenerationParams, Limits, Settings
 from bot.sink import FinalReply, ReplySink
 from bot.store import ConversationStore
@@ -194,7 +196,7 @@ class Engine:
         self.toolbox = toolbox or ToolBox()
         self.governance = governance  # the policy, usage meter and quotas; None: none
         self._tasks: dict[asyncio.Task[Any], int] = {}
-        self._system_tokens = estimate_tokens(config.system_prompt)
+        self._system_tokens = estimate_tokens(system_text(config.system_prompt))
         self.documents = DocumentReader.for_store(store, config.limits)
         self._pixels = PixelBudget(config.limits.image_decode_pixels)  # one per process
 
@@ -325,7 +327,9 @@ class Engine:
     async def _converse(
         self, msg: IncomingMessage, prepared: _Prepared, sink: ReplySink, started: float
     ) -> _Answer:
-        turn = Turn.make(Role.USER, prepared.parts, msg.author)
+        turn = Turn.make(
+            Role.USER, prepared.parts, msg.author, author_id=msg.author_id, mentions=msg.mentions
+        )
         budget = max(self.config.limits.context_budget - self._system_tokens, 1)
         async with self.store.turn(
             msg.key, turn, prepared.images, budget, seed=msg.seed
@@ -335,6 +339,7 @@ class Engine:
                 prepared.notes.append(
                     "Older messages in this thread were left out to fit the model's context."
                 )
+            sink.meet(audience_of(msg.key, msg.author_id, history, self.governance))
             model = msg.model or history.model or self.config.model
             documents = await self.documents.expand(
                 history.turns, budget, prepared.documents, prepared.notes

@@ -72,6 +72,12 @@ class Metrics:
         self.tool_rounds = Counter(
             "parley_tool_rounds", "Rounds of tool calls within answers", registry=r
         )
+        self.neutralized = Counter(
+            "parley_output_neutralized",
+            "Mentions in answers made plain text and link previews withheld, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.in_flight = Gauge("parley_answers_in_flight", "Answers being written", registry=r)
 
     def render(self) -> bytes:

@@ -7,10 +7,11 @@ platform previews on its own. This module holds the pure text functions the sink
 the prompt builder use against both; it imports no platform library.
 
 - `neutralize_slack_mentions`: Slack's notifying syntax (`<!channel>`, `<!here>`,
-  `<!everyone>`, `<!subteam^ID>`, `<@U…>` of people not already in the conversation)
-  becomes plain text that reads the same and notifies no one. Code is left as written.
-- `urls_in` / `unfurl_allowed`: which links a message may let the platform preview
-  (only ones a person wrote in the thread).
+  `<!everyone>`, `<!subteam^ID>`, `<@U…>` of people not already in the conversation, and
+  the plain words `@channel`, `@here`, `@everyone`) becomes plain text that reads the
+  same and notifies no one. Code is left as written.
+- `urls_in`: the links in a text, compared to decide which a message may let the
+  platform preview (only ones a person wrote in the thread; `bot.reply.Audience`).
 - `wrap_untrusted` and `UNTRUSTED_CONTENT_PROMPT`: untrusted content reaches the model in
   a delimited block naming its source, which the content cannot close early.
 
@@ -36,8 +37,18 @@ _USER = re.compile(r"<@([A-Z0-9]+)(?:\|([^<>`\n]*))?>")
 # What is left that could still start a mention (an unterminated or malformed one);
 # `<!date^…>` only formats a date.
 _STRAY = re.compile(r"<(?=@|!(?!date\^))")
+# The plain words, which Slack links only when asked to (`link_names`, `parse=full`,
+# never sent) but which a Markdown renderer might read as a mention all the same.
+# Not inside an address (`https://site/@here`): that stays a working link.
+_PLAIN_SPECIAL = re.compile(r"(?<![\w@/.:-])@(?=(?:channel|here|everyone)\b)")
+# A word joiner (U+2060): invisible and never a line break, so `@\u2060here` and
+# `<\u2060!here` read as written, but no parser of mentions or of HTML entities can
+# join them into one again. Slack's `&lt;` would depend on how `markdown_text` decodes
+# entities, which Slack does not document for Markdown.
+JOINER = "\u2060"
+_AT = "@" + JOINER
 # Characters a replacement must not carry: they could form new syntax or code.
-_UNSAFE_NAME = re.compile(r"[<>`\n&|]")
+_UNSAFE_NAME = re.compile(r"[<>`\n&|@\u2060]")
 
 # Kinds, as counted (the `kind` label of parley_output_neutralized_total).
 SPECIAL_MENTION = "special_mention"
@@ -63,27 +74,30 @@ def neutralize_slack_mentions(
     *,
     allowed_users: Collection[str] = (),
     display_names: Mapping[str, str] | None = None,
+    allow_special: bool = False,
 ) -> Neutralized:
     """`text` with no notifying syntax outside code, except mentions of `allowed_users`.
 
     `<!channel>`, `<!here>`, `<!everyone>` (with or without `|label`) become `@channel`,
     `@here`, `@everyone`; `<!subteam^ID|@team>` becomes `@team` (its label, else
     `@team`); `<@U…>` of a user not in `allowed_users` becomes `@` and their name from
-    `display_names` (else the mention's label, else `user`). Anything else that could
-    start a mention has its `<` escaped as `&lt;`, which Slack shows as `<`. Text with
-    none of these, and all code, is returned unchanged.
+    `display_names` (else the mention's label, else `user`). Every `@` written this way,
+    and that of a plain `@channel`, `@here` or `@everyone`, is followed by `JOINER`,
+    invisible. Anything else that could start a mention has `JOINER` put after its `<`.
+    Text with none of these, and all code, is returned unchanged. `allow_special`
+    (the policy's `allow_mentions`) keeps special and user-group mentions as written.
     """
     names = display_names or {}
     counts: Counter[str] = Counter()
 
     def special(match: re.Match[str]) -> str:
         counts[SPECIAL_MENTION] += 1
-        return "@" + match.group(1)
+        return _AT + match.group(1)
 
     def subteam(match: re.Match[str]) -> str:
         counts[GROUP_MENTION] += 1
         label = _safe_name(match.group(2) or "").lstrip("@")
-        return "@" + (label or "team")
+        return _AT + (label or "team")
 
     def user(match: re.Match[str]) -> str:
         user_id = match.group(1)
@@ -91,20 +105,33 @@ def neutralize_slack_mentions(
             return match.group(0)
         counts[USER_MENTION] += 1
         name = _safe_name(names.get(user_id) or match.group(2) or "").lstrip("@")
-        return "@" + (name or "user")
+        return _AT + (name or "user")
 
     def stray(_: re.Match[str]) -> str:
         counts[MENTION_SYNTAX] += 1
-        return "&lt;"
+        return "<" + JOINER
+
+    def plain(_: re.Match[str]) -> str:
+        counts[SPECIAL_MENTION] += 1
+        return _AT
 
     def outside_code(part: str) -> str:
+        if "<" in part:
+            if not allow_special:
+                part = _SPECIAL.sub(special, part)
+                part = _SUBTEAM.sub(subteam, part)
+            part = _USER.sub(user, part)
+        # After the tokens, so a `<!here|@here>` counts once.
+        if "@" in part and not allow_special:
+            part = _PLAIN_SPECIAL.sub(plain, part)
         if "<" not in part:
             return part
-        part = _SPECIAL.sub(special, part)
-        part = _SUBTEAM.sub(subteam, part)
-        part = _USER.sub(user, part)
         # Allowed mentions stay; only the `<` of anything else is escaped.
-        kept = [m.span() for m in _USER.finditer(part)]
+        kept = sorted(
+            m.span()
+            for pattern in ((_USER, _SPECIAL, _SUBTEAM) if allow_special else (_USER,))
+            for m in pattern.finditer(part)
+        )
         return _without_stray(part, kept, stray)
 
     out: list[str] = []
@@ -114,6 +141,39 @@ def neutralize_slack_mentions(
         pos = end
     out.append(outside_code(text[pos:]))
     return Neutralized("".join(out), counts)
+
+
+# The end of a growing text that more text could still turn into something else: an
+# unclosed `<…`, or an `@word` that may become `@here`.
+_OPEN_TAIL = re.compile(r"<[^>\n]*$|@\w*$")
+
+
+def settled(text: str) -> str:
+    """The start of a growing text (an answer as it streams) whose neutralized form more
+    text will not change, so what was shown of it can be appended to, not rewritten.
+
+    Mentions never span lines, so only the last line is unsettled: from an unclosed
+    `<`, a trailing `@word` or a backtick that may yet open code. So is an open code
+    block holding anything the neutralizer would change: it is shown as written once
+    it is closed.
+    """
+    spans = code_spans(text)
+    fence = text.find("```", spans[-1][1] if spans else 0)
+    if fence >= 0 and neutralize_slack_mentions(text[fence:]).text != text[fence:]:
+        text = text[:fence]
+    spans = code_spans(text)
+    line = text.rfind("\n") + 1
+    cuts = [line + match.start() for match in _OPEN_TAIL.finditer(text[line:])]
+    after_code = max(line, spans[-1][1] if spans else 0)
+    if (tick := text.find("`", after_code)) >= 0:
+        cuts.append(tick)  # code that may yet close
+    if not cuts:
+        return text
+    cut = min(cuts)
+    for start, end in spans:
+        if start < cut < end:  # a cut inside code would make it code no longer
+            return text[:start]
+    return text[:cut]
 
 
 def _without_stray(
@@ -161,22 +221,6 @@ def _normalize_url(url: str) -> str:
     return f"{scheme.lower()}://{host.lower()}{slash}{path}"
 
 
-def unseen_urls(text: str, person_texts: Iterable[str]) -> set[str]:
-    """The URLs in `text` (a model's answer) that appear in none of `person_texts` (what
-    people wrote in the thread): links the model wrote itself."""
-    seen: set[str] = set()
-    for person_text in person_texts:
-        seen |= urls_in(person_text)
-    return urls_in(text) - seen
-
-
-def unfurl_allowed(text: str, person_texts: Iterable[str]) -> bool:
-    """Whether a message with `text` may let the platform preview its links: only when it
-    has links and a person wrote every one of them in the thread. A preview is a fetch
-    made on the bot's behalf; a model-written address can carry data out in it."""
-    return bool(urls_in(text)) and not unseen_urls(text, person_texts)
-
-
 # --- untrusted content for the model -----------------------------------------------------------
 
 UNTRUSTED_CONTENT_PROMPT = (
@@ -203,3 +247,9 @@ def wrap_untrusted(source: str, text: str) -> str:
     name = re.sub(r"[\s\"<>]+", " ", source).strip()[:_MAX_SOURCE] or "unknown"
     tag = hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f'<<<UNTRUSTED source="{name}" id={tag}>>>\n{body}\n<<<END UNTRUSTED id={tag}>>>'
+
+
+def untrusted_tool_result(name: str, text: str) -> str:
+    """A tool's result as the model reads it (the `content` of a role=tool message): what
+    a tool returns comes from outside (a page, an API), so it is data, never instructions."""
+    return wrap_untrusted(f"tool {name}", text)

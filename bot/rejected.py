@@ -58,7 +58,7 @@ def without_rejected(turn: Turn, exc: LLMError) -> Kept | None:
         parts: list[Part] = [p for p in turn.parts if not isinstance(p, ImageRef | ImageURL)]
         was = "was" if images == 1 else "were"
         parts.append(TextPart(f"[{what} attached here {was} removed: the model refused it]"))
-        return Kept(Turn.make(turn.role, parts, turn.author), what)
+        return Kept(turn.with_parts(parts), what)
     if not isinstance(exc, RequestTooLargeError):
         return None
     documents = [p for p in turn.parts if isinstance(p, DocumentRef)]
@@ -71,5 +71,5 @@ def without_rejected(turn: Turn, exc: LLMError) -> Kept | None:
         was = "was" if len(documents) == 1 else "were"
         parts = [p for p in turn.parts if not isinstance(p, DocumentRef)]
         parts.append(TextPart(f"[{what} attached here {was} removed: too large for the model]"))
-        return Kept(Turn.make(turn.role, parts, turn.author), what)
+        return Kept(turn.with_parts(parts), what)
     return None

@@ -1,6 +1,7 @@
 """The contract between the engine and an adapter: where an answer is written.
 
-The engine calls, in order: `start()` once; then any number of `progress()` and
+The engine calls, in order: `start()` once; `meet()` once it has read the conversation
+(not at all when it answers without reading it); then any number of `progress()` and
 `update()`; then exactly one of `finish()` or `fail()`. It never calls `update()` more
 often than `min_update_interval` seconds apart, so adapters need no throttling of their
 own. `update()` always gets the whole answer so far; an adapter that appends (Slack's
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.llm_types import Usage
+from bot.reply.audience import Audience
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,10 @@ class ReplySink(Protocol):
 
     async def start(self) -> None:
         """Show that the bot is working on it ("thinking", typing, a reaction)."""
+
+    def meet(self, audience: Audience) -> None:
+        """Whom the answer is for: the people it may mention, the links it may preview.
+        Until this is called (or if it never is) the answer may mention and preview none."""
 
     async def progress(self, status: str) -> None:
         """Replace the working status: reasoning in progress, a tool being used."""

@@ -85,8 +85,9 @@ async def test_commands_say_once_what_happens_and_never_reach_the_model(
     # /image on a text file says once that it goes as a text file, and it does.
     assert "notes.txt is not an image: it goes with your next message as a text file." in out
     assert "Not attached “data.bin”" in out
-    said = [line for line in out.splitlines() if not line.startswith("You said:")]
-    assert not any(line.startswith(("Attached", "Skipped")) for line in said), said
+    # (The fake model echoes the message, document text included; the chat's own lines
+    # would read "Attached notes.txt to your next message." and "Skipped “notes.txt”".)
+    assert "Attached notes.txt" not in out and "Skipped “notes.txt”" not in out, out
     assert "THURSDAY" in sent[2] and "data.bin" not in sent[2]
 
     # `//` sends a line that starts with a slash.

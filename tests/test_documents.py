@@ -5,6 +5,7 @@ stored, and each refusal."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -189,7 +190,9 @@ async def test_history_goes_first_then_the_document_is_cut_and_the_footer_says_s
     assert "“big.pdf” was cut to fit the model's context: read up to page " in notes
     sent = user_text(fake_llm)
     assert "## Page 1\n" in sent and "## Page 30" not in sent
-    assert sent.rstrip().endswith("left out to fit the model's context.]")
+    # The document reaches the model marked as the file's data, cut inside its block.
+    assert 'Summarise <<<UNTRUSTED source="document “big.pdf”"' in sent
+    assert re.search(r"left out to fit the model's context\.\]\n<<<END UNTRUSTED id=\w+>>>$", sent)
 
 
 async def test_a_file_over_the_size_limit_is_refused_before_reading(

@@ -16,6 +16,8 @@ from bot.conversation import Attachment, ConversationKey, IncomingMessage, Role,
 from bot.engine import HELP_TEXT, RESTART_TEXT, Engine, EngineConfig
 from bot.llm import ChatClient
 from bot.metrics import Metrics
+from bot.neutralize import UNTRUSTED_CONTENT_PROMPT, untrusted_tool_result
+from bot.reply import Audience
 from bot.settings import Limits, RetryPolicy, Settings
 from bot.sink import FinalReply
 from bot.store import ConversationStore
@@ -35,9 +37,13 @@ class RecordingSink:
     final: FinalReply | None = None
     failure: str | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    audience: Audience | None = None
 
     async def start(self) -> None:
         self.calls.append("start")
+
+    def meet(self, audience: Audience) -> None:
+        self.audience = audience
 
     async def progress(self, status: str) -> None:
         self.progress_seen.append(status)
@@ -90,6 +96,22 @@ def _png(color: str = "red", size: tuple[int, int] = (4, 4), fmt: str = "PNG") -
     return out.getvalue()
 
 
+async def test_the_sink_learns_who_is_in_the_conversation(engine: Engine) -> None:
+    """Before any text is shown, the sink is told whom it may mention and which links
+    people wrote; the next turn still knows them from the store."""
+    first = RecordingSink()
+    text = "see https://docs.example.com/a and ask Bo"
+    await engine.handle(_msg(text, author_id="U1", mentions=frozenset({"U2"})), first)
+    assert first.audience is not None
+    assert first.audience.people == {"U1", "U2"}
+    assert first.audience.links == {"https://docs.example.com/a"}
+    assert first.audience.conversation == KEY.id and not first.audience.allow_mentions
+
+    second = RecordingSink()
+    await engine.handle(_msg("thanks", author_id="U3"), second)
+    assert second.audience is not None and second.audience.people == {"U1", "U2", "U3"}
+
+
 async def test_multi_turn_conversation_is_streamed_and_remembered(
     engine: Engine, fake_llm: FakeLLM
 ) -> None:
@@ -104,7 +126,7 @@ async def test_multi_turn_conversation_is_streamed_and_remembered(
     await engine.handle(_msg("And in one line?"), second)
     sent = fake_llm.requests[-1].body["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
-    assert sent[0]["content"] == "Be brief."
+    assert sent[0]["content"] == f"Be brief.\n\n{UNTRUSTED_CONTENT_PROMPT}"
     assert sent[2]["content"] == "You said: ana: What is Redis?"
     assert sent[3]["content"] == "ana: And in one line?"
     assert fake_llm.requests[-1].model == "gpt-5.5"
@@ -263,7 +285,10 @@ async def test_tool_calls_are_run_and_answered(engine: Engine, fake_llm: FakeLLM
     assert sink.final is not None and sink.final.text == "It is 391."
     follow_up = fake_llm.requests[-1].body["messages"]
     assert follow_up[-2]["tool_calls"][0]["function"]["name"] == "calculate"
-    assert follow_up[-1] == {"role": "tool", "tool_call_id": "call_1", "content": "391"}
+    # A tool's result reaches the model marked as data from that tool.
+    content = untrusted_tool_result("calculate", "391")
+    assert follow_up[-1] == {"role": "tool", "tool_call_id": "call_1", "content": content}
+    assert 'source="tool calculate"' in content and "\n391\n" in content
     assert any("calculate" in status for status in sink.progress_seen)
 
 

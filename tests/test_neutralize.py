@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bot.neutralize import (
     GROUP_MENTION,
+    JOINER,
     MENTION_SYNTAX,
     SPECIAL_MENTION,
     UNTRUSTED_CONTENT_PROMPT,
@@ -18,15 +19,21 @@ from bot.neutralize import (
     code_spans,
     mentioned_user_ids,
     neutralize_slack_mentions,
-    unfurl_allowed,
-    unseen_urls,
+    settled,
     urls_in,
     wrap_untrusted,
 )
+from bot.reply import Audience
 
 NAMES = {"U111": "Ana", "U222": "Bo Li"}
-# Notifying syntax as Slack reads it: `<@…` or `<!…` (a `<!date^…>` only formats a date).
-NOTIFYING = re.compile(r"<(?:@|!(?!date\^))")
+# Notifying syntax as Slack reads it: `<@…` or `<!…` (a `<!date^…>` only formats a date),
+# and the plain words a Markdown renderer might link.
+NOTIFYING = re.compile(r"<(?:@|!(?!date\^))|(?<![\w@/.:-])@(?:channel|here|everyone)\b")
+
+
+def seen(text: str) -> str:
+    """`text` as a reader sees it: the word joiners are invisible."""
+    return text.replace(JOINER, "")
 
 
 def outside_code(text: str) -> str:
@@ -52,14 +59,19 @@ def outside_code(text: str) -> str:
         ("<@U222> knows", "@Bo Li knows", USER_MENTION),
         ("<@U999|carl> knows", "@carl knows", USER_MENTION),
         ("<@W999> knows", "@user knows", USER_MENTION),
-        ("broken <!channel", "broken &lt;!channel", MENTION_SYNTAX),
-        ("<<!here>>", "&lt;@here>", SPECIAL_MENTION),
-        ("<@lowercase>", "&lt;@lowercase>", MENTION_SYNTAX),
+        ("broken <!channel", "broken <!channel", MENTION_SYNTAX),
+        ("<<!here>>", "<@here>", SPECIAL_MENTION),
+        ("<@lowercase>", "<@lowercase>", MENTION_SYNTAX),
+        (
+            "ping @channel, @here and @everyone",
+            "ping @channel, @here and @everyone",
+            SPECIAL_MENTION,
+        ),
     ],
 )
 def test_notifying_syntax_becomes_plain_text(text: str, shown: str, kind: str) -> None:
     result = neutralize_slack_mentions(text, allowed_users={"U111"}, display_names=NAMES)
-    assert result.text == shown
+    assert seen(result.text) == shown
     assert result.counts[kind] >= 1
     assert not NOTIFYING.search(result.text)
 
@@ -67,33 +79,43 @@ def test_notifying_syntax_becomes_plain_text(text: str, shown: str, kind: str) -
 def test_people_in_the_conversation_stay_mentioned() -> None:
     text = "<@U111> and <@U111|ana> asked <@U222>"
     result = neutralize_slack_mentions(text, allowed_users={"U111"}, display_names=NAMES)
-    assert result.text == "<@U111> and <@U111|ana> asked @Bo Li"
+    assert result.text == f"<@U111> and <@U111|ana> asked @{JOINER}Bo Li"
     assert dict(result.counts) == {USER_MENTION: 1}
 
 
 def test_code_is_shown_as_written() -> None:
     text = "Use `<!channel>` or\n```\nping <!here> <@U222>\n```\nthen <!here>"
     result = neutralize_slack_mentions(text)
-    assert result.text == "Use `<!channel>` or\n```\nping <!here> <@U222>\n```\nthen @here"
+    assert seen(result.text) == "Use `<!channel>` or\n```\nping <!here> <@U222>\n```\nthen @here"
     assert dict(result.counts) == {SPECIAL_MENTION: 1}
 
 
 def test_an_unclosed_fence_is_not_code() -> None:
-    assert neutralize_slack_mentions("```\n<!here>").text == "```\n@here"
+    assert neutralize_slack_mentions("```\n<!here>").text == f"```\n@{JOINER}here"
 
 
 def test_display_names_cannot_inject_syntax() -> None:
     names = {"U333": "<!channel> `x`"}
     result = neutralize_slack_mentions("<@U333>", display_names=names)
-    assert result.text == "@!channel x"
+    assert seen(result.text) == "@!channel x"
     assert not NOTIFYING.search(result.text)
 
 
 def test_dates_and_links_are_left_alone() -> None:
-    text = "<!date^1392734382^{date}|Feb 18> <https://example.com|site> <#C123|general>"
+    text = (
+        "<!date^1392734382^{date}|Feb 18> <https://example.com|site> <#C123|general> "
+        "https://medium.com/@everyone/post a@here.test"
+    )
     result = neutralize_slack_mentions(text)
     assert result.text == text
     assert not result.counts
+
+
+def test_neutralizing_twice_changes_nothing_more() -> None:
+    once = neutralize_slack_mentions("<!here> @channel <@U9|x> <!x").text
+    twice = neutralize_slack_mentions(once)
+    assert twice.text == once
+    assert not twice.counts
 
 
 def test_mentioned_user_ids() -> None:
@@ -103,9 +125,29 @@ def test_mentioned_user_ids() -> None:
 # Text rich in the syntax and in the characters around it.
 _ATOMS = st.sampled_from(
     [
-        "<", ">", "@", "!", "|", "^", "`", "```", "\n", " ", "a", "U1", "<@", "<!",
-        "<!channel>", "<!here|x>", "<!everyone>", "<!subteam^S1|@t>", "<@U1>", "<@U2|b>",
-        "<!date^1^x|y>", "&lt;", "<https://x.test>",
+        "<",
+        ">",
+        "@",
+        "!",
+        "|",
+        "^",
+        "`",
+        "```",
+        "\n",
+        " ",
+        "a",
+        "U1",
+        "<@",
+        "<!",
+        "<!channel>",
+        "<!here|x>",
+        "<!everyone>",
+        "<!subteam^S1|@t>",
+        "<@U1>",
+        "<@U2|b>",
+        "<!date^1^x|y>",
+        "&lt;",
+        "<https://x.test>",
     ]
 )
 
@@ -158,12 +200,12 @@ def test_urls_are_found_in_every_form() -> None:
 
 
 def test_only_links_people_wrote_may_unfurl() -> None:
-    people = ["look at <https://docs.example.com/guide>", "thanks"]
-    assert unfurl_allowed("It is at https://docs.example.com/guide.", people)
+    audience = Audience(links=frozenset(urls_in("look at <https://docs.example.com/guide>")))
+    assert audience.previews("It is at https://docs.example.com/guide.")
     invented = "It is at https://docs.example.com/guide and https://evil.test/?d=secret"
-    assert not unfurl_allowed(invented, people)
-    assert unseen_urls(invented, people) == {"https://evil.test/?d=secret"}
-    assert not unfurl_allowed("no links here", people)
+    assert not audience.previews(invented)
+    assert audience.invented_links(invented) == {"https://evil.test/?d=secret"}
+    assert not audience.previews("no links here")
 
 
 # --- untrusted content ----------------------------------------------------------------------
@@ -211,3 +253,23 @@ def test_any_content_stays_inside_one_block(source: str, text: str) -> None:
     assert wrapped.count("<<<") == 2
     [(_, _, body)] = _blocks(wrapped)
     assert body.replace("\u200b", "") == text
+
+
+# --- streaming: what is shown of a growing answer is only ever appended to ---------------
+
+
+@settings(max_examples=300, deadline=DEADLINE)
+@given(MENTIONY, st.integers(min_value=0, max_value=200))
+def test_a_settled_start_neutralizes_to_a_start_of_the_whole(text: str, cut: int) -> None:
+    whole = neutralize_slack_mentions(text, allowed_users={"U1"}).text
+    start = neutralize_slack_mentions(settled(text[:cut]), allowed_users={"U1"}).text
+    assert whole.startswith(start)
+
+
+def test_settled_holds_back_what_may_still_change() -> None:
+    assert settled("hi <!chan") == "hi "
+    assert settled("ask @ever") == "ask "
+    assert settled("line one\nrun `<!he") == "line one\nrun "
+    assert settled("done <!here> and more") == "done <!here> and more"
+    assert settled("see\n```\n<!here>\n") == "see\n"
+    assert settled("see\n```\nprint(1)\n") == "see\n```\nprint(1)\n"

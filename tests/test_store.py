@@ -183,6 +183,32 @@ async def test_budget_keeps_the_newest_turns_and_flags_the_trim(backend: Backend
     assert not whole.trimmed
 
 
+async def test_who_is_in_the_thread_is_read_with_the_history(backend: Backend) -> None:
+    """People and their links come with the history a turn reads, with no extra round
+    trip; the bot's and other bots' turns don't count."""
+    store = backend.store()
+    alice = Turn.text(
+        Role.USER, "see https://docs.example.com/a", "Alice", author_id="U1", mentions={"U3"}
+    )
+    bot_post = Turn.text(Role.USER, "deploy https://ci.example.com", "CI bot")
+    answer = Turn.text(Role.ASSISTANT, "ping <@U9> at https://evil.example")
+    await store.extend(KEY, [alice, bot_post, answer])
+
+    bob = Turn.text(Role.USER, "and you?", "Bob", author_id="U2")
+    async with store.turn(KEY, bob, {}, 10_000) as held:
+        assert held.history.people == {"U1", "U2", "U3"}
+        assert held.history.links == {"https://docs.example.com/a"}
+
+
+def test_a_turn_keeps_its_author_id_and_mentions() -> None:
+    turn = Turn.text(Role.USER, "hi", "Alice", author_id="U1", mentions={"U3", "U2"})
+    assert Turn.from_json(turn.to_json()) == turn
+    assert turn.mentions == ("U2", "U3")
+    # Turns stored before ids were kept still load, by nobody in particular.
+    old = Turn.from_json('{"r":"user","a":"Alice","k":5,"p":[{"t":"hi"}]}')
+    assert (old.author_id, old.mentions, old.by_person) == ("", (), False)
+
+
 async def test_the_newest_turn_is_kept_even_over_budget(backend: Backend) -> None:
     store = backend.store()
     await add_user_turn(store, KEY, sized("small", 5), {}, BIG_BUDGET)

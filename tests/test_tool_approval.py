@@ -20,6 +20,7 @@ from bot.tools.approval import (
     Decision,
 )
 from bot.tools.schema import tool_from_function
+from tests.untrusted import tool_message, unwrapped
 
 
 @pytest.fixture
@@ -103,7 +104,7 @@ async def test_only_the_asker_or_an_admin_can_approve_from_another_replica(
     assert not running.done()
     assert await elsewhere.decide(request.id, "U_ASKER", approve=True) is DecideOutcome.OK
     messages = await running
-    assert messages == [{"role": "tool", "tool_call_id": "c1", "content": "deleted prod-db"}]
+    assert messages == [tool_message("c1", "deleted prod-db", "delete_item")]
     assert tools.deleted == ["prod-db"]
     assert await elsewhere.decide(request.id, "U_ASKER", approve=False) is DecideOutcome.DECIDED
 
@@ -135,7 +136,7 @@ async def test_a_denied_tool_does_not_run_and_the_model_is_told(
         DecideOutcome.OK
     )
     [message] = await running
-    assert message["content"].startswith("Error: delete_item changes something")
+    assert unwrapped(message["content"]).startswith("Error: delete_item changes something")
     assert tools.deleted == []
     rendered = metrics.render().decode()
     assert 'parley_tool_calls_total{outcome="denied",tool="delete_item"} 1.0' in rendered
@@ -147,7 +148,7 @@ async def test_no_answer_in_time_is_a_refusal_and_a_late_press_changes_nothing(
     tools, shown = Deletions(), Shown()
     calls = _calls(tools.box(), ApprovalBoard(redis_client, timeout=0.3), shown)
     [message] = await calls.run_round([DELETE])
-    assert message["content"].startswith("Error: delete_item changes something")
+    assert unwrapped(message["content"]).startswith("Error: delete_item changes something")
     request = await shown.requests.get()
     late = await ApprovalBoard(other_replica).decide(request.id, "U_ASKER", approve=True)
     assert late is DecideOutcome.DECIDED
@@ -163,12 +164,13 @@ async def test_tools_named_for_approval_need_it_and_none_run_without_a_gate(
     tools, shown = Deletions(), Shown()
     calls = _calls(tools.box(), ApprovalBoard(redis_client, timeout=0.2), shown)
     [peeked] = await calls.run_round([ToolCall("c3", "peek", '{"item": "x"}')])
-    assert peeked["content"].startswith("Error: peek changes something")  # matched "peek*"
+    # matched "peek*"
+    assert unwrapped(peeked["content"]).startswith("Error: peek changes something")
     ungated = ToolCalls(tools.box(), Metrics(), timeout=5, on_progress=lambda _: None)
     [refused] = await ungated.run_round([DELETE])
-    assert refused["content"].startswith("Error: delete_item changes something")
+    assert unwrapped(refused["content"]).startswith("Error: delete_item changes something")
     [fine] = await ungated.run_round([ToolCall("c4", "peek", '{"item": "x"}')])
-    assert fine["content"] == "looked at x"
+    assert unwrapped(fine["content"]) == "looked at x"
     assert tools.deleted == []
 
 

@@ -22,6 +22,7 @@ from bot.tools import ToolBox, ToolCalls, ToolImage, ToolProgress, ToolResult
 from bot.tools.schema import tool_from_function
 from tests.fakes.llm_server import FakeLLM, FakeToolCall, Reply
 from tests.test_engine import RecordingSink, _msg
+from tests.untrusted import tool_message, unwrapped
 
 PNG = io.BytesIO()
 Image.new("RGB", (2, 2), "blue").save(PNG, format="PNG")
@@ -102,7 +103,7 @@ async def ask_with_tools(
     sink = RecordingSink()
     await engine.handle(_msg("go"), sink)
     sent = fake_llm.requests[-1].body["messages"]
-    return sink, {m["tool_call_id"]: m["content"] for m in sent if m["role"] == "tool"}
+    return sink, {m["tool_call_id"]: unwrapped(m["content"]) for m in sent if m["role"] == "tool"}
 
 
 @pytest.fixture
@@ -160,7 +161,7 @@ async def test_images_from_tools_reach_the_model_as_image_parts(
     sink = RecordingSink()
     await engine.handle(_msg("draw"), sink)
     sent = fake_llm.requests[-1].body["messages"]
-    assert sent[-2] == {"role": "tool", "tool_call_id": "p1", "content": "a blue square"}
+    assert sent[-2] == tool_message("p1", "a blue square", "picture")
     assert sent[-1]["role"] == "user"
     assert sent[-1]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
 
@@ -210,5 +211,5 @@ async def test_only_allowed_tools_are_offered_and_run(tools: Tools) -> None:
     messages = await calls.run_round(
         [ToolCall("a", "broken", "{}"), ToolCall("b", "picture", "{}")]
     )
-    assert messages[0]["content"] == "Error: There is no tool named 'broken'."
-    assert messages[1]["content"] == "a blue square"
+    assert unwrapped(messages[0]["content"]) == "Error: There is no tool named 'broken'."
+    assert unwrapped(messages[1]["content"]) == "a blue square"

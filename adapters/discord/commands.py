@@ -108,7 +108,7 @@ class CommandHandler:
                 log.warning("could not acknowledge /chat %s: %s", interaction.id, exc)
                 return
             outlet = InteractionOutlet(interaction, original_id)
-            sink = AnswerSink(outlet, first_message=original_id)
+            sink = AnswerSink(outlet, metrics=self._engine.metrics, first_message=original_id)
             channel = _channel(interaction)
             key, opens_thread = conversation_at(channel, interaction.guild_id, original_id)
             env = Envelope(

@@ -27,6 +27,7 @@ from adapters.discord.sink import AnswerSink, ChannelOutlet
 from adapters.discord.types import REPLY_CHANNELS, ReplyChannel
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.intake import Envelope, Intake
+from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class MessageSource:
     me: discord.abc.User
     opens_thread: bool  # at a guild channel's top level: the answer opens a thread
     where: ReplyChannel  # where the answer goes: the channel, or the thread it opened
+    metrics: Metrics
 
     async def read(self, env: Envelope) -> IncomingMessage:
         message, channel = self.message, self.channel
@@ -82,7 +84,7 @@ class MessageSource:
         return to_incoming(env.key, env.text, message.author, fetched, seed=seed)
 
     def reply(self, env: Envelope) -> AnswerSink:
-        return AnswerSink(ChannelOutlet(self.where), typing=self.where)
+        return AnswerSink(ChannelOutlet(self.where), metrics=self.metrics, typing=self.where)
 
     async def holds_thread(self, env: Envelope) -> bool:
         """A thread the bot started (on a message it answered) is the bot's."""
@@ -100,5 +102,7 @@ class MessageHandler:
             return
         guild_id = message.guild.id if message.guild else None
         key, opens_thread = conversation_at(channel, guild_id, message.id)
-        source = MessageSource(self._fetcher, message, channel, me, opens_thread, channel)
+        source = MessageSource(
+            self._fetcher, message, channel, me, opens_thread, channel, self._intake.engine.metrics
+        )
         await self._intake.submit(envelope(message, channel, me, key), source)

@@ -5,7 +5,13 @@ into messages, edited as it grows (the engine pushes at most once a second). Whe
 messages go is an `Outlet`: a channel by the bot token, or an interaction's original
 response and followups by its token.
 
-Everything is sent with no allowed mentions, so model output can never ping anyone.
+Everything is sent with no allowed mentions, so model output can never ping anyone,
+and with embeds suppressed (the SUPPRESS_EMBEDS flag), so no link the model invented is
+fetched for a preview: only a finished message whose every link a person wrote in the
+conversation is sent with its embeds. The flag is set when a message is created and
+stays through edits (discord.py's edits of channel and interaction messages take none);
+a `/chat` answer's original response, created by the deferral, gets it from the bot
+token before its first edit.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import aiohttp
 import discord
 
 from adapters.discord.types import ReplyChannel
-from bot.reply import MessageChain
+from bot.metrics import Metrics
+from bot.reply import Audience, MessageChain
 from bot.sink import FinalReply
 
 log = logging.getLogger(__name__)
@@ -41,8 +48,8 @@ FAILURES = (discord.HTTPException, aiohttp.ClientError, OSError, asyncio.Timeout
 class Outlet(Protocol):
     """Where an answer's messages are created, edited and removed."""
 
-    async def post(self, content: str) -> int:
-        """Send a new message; its id."""
+    async def post(self, content: str, *, embeds: bool = False) -> int:
+        """Send a new message, its link embeds suppressed unless `embeds`; its id."""
 
     async def edit(self, message_id: int, content: str) -> None: ...
 
@@ -55,8 +62,10 @@ class ChannelOutlet:
     def __init__(self, channel: ReplyChannel) -> None:
         self.channel = channel
 
-    async def post(self, content: str) -> int:
-        message = await self.channel.send(content, allowed_mentions=NO_PINGS)
+    async def post(self, content: str, *, embeds: bool = False) -> int:
+        message = await self.channel.send(
+            content, allowed_mentions=NO_PINGS, suppress_embeds=not embeds
+        )
         return message.id
 
     async def edit(self, message_id: int, content: str) -> None:
@@ -81,6 +90,7 @@ class InteractionOutlet:
         self.thread: ChannelOutlet | None = None
         self._expires = interaction.created_at + TOKEN_LIFETIME - TOKEN_MARGIN
         self._token_gone = False
+        self._original_suppressed = False
         self._in_thread: set[int] = set()
         channel_id = interaction.channel_id or 0
         self._by_bot = ChannelOutlet(
@@ -103,18 +113,20 @@ class InteractionOutlet:
             self._token_gone = True
             return False, None
 
-    async def post(self, content: str) -> int:
+    async def post(self, content: str, *, embeds: bool = False) -> int:
         if self.thread is not None:
-            message_id = await self.thread.post(content)
+            message_id = await self.thread.post(content, embeds=embeds)
             self._in_thread.add(message_id)
             return message_id
         followup = self._interaction.followup
         done, message = await self._by_token(
-            lambda: followup.send(content, wait=True, allowed_mentions=NO_PINGS)
+            lambda: followup.send(
+                content, wait=True, allowed_mentions=NO_PINGS, suppress_embeds=not embeds
+            )
         )
         if done and message is not None:
             return message.id
-        return await self._by_bot.post(content)
+        return await self._by_bot.post(content, embeds=embeds)
 
     async def edit(self, message_id: int, content: str) -> None:
         if self.thread is not None and message_id in self._in_thread:
@@ -122,6 +134,7 @@ class InteractionOutlet:
             return
         interaction = self._interaction
         if message_id == self.original_id:
+            await self._suppress_original()
             done, _ = await self._by_token(
                 lambda: interaction.edit_original_response(
                     content=content, allowed_mentions=NO_PINGS
@@ -135,6 +148,22 @@ class InteractionOutlet:
             )
         if not done:
             await self._by_bot.edit(message_id, content)
+
+    async def _suppress_original(self) -> None:
+        """Embeds off on the original response, once, before the answer's text reaches it.
+
+        It was created by the deferral, which takes no flags, and discord.py edits an
+        interaction's messages without flags, so the bot token sets the flag on what is
+        its own message in the channel.
+        """
+        if self._original_suppressed:
+            return
+        self._original_suppressed = True
+        try:
+            original = await self._by_bot.channel.fetch_message(self.original_id)
+            await original.edit(suppress=True)
+        except FAILURES as exc:
+            log.warning("could not suppress embeds of the /chat answer: %s", exc)
 
     async def remove(self, message_id: int) -> None:
         if self.thread is not None and message_id in self._in_thread:
@@ -151,12 +180,18 @@ class _Reported:
 
     limit = MESSAGE_LIMIT
 
-    def __init__(self, outlet: Outlet) -> None:
+    def __init__(self, outlet: Outlet, metrics: Metrics) -> None:
         self._outlet = outlet
+        self._metrics = metrics
+        self.audience = Audience()
 
     async def post(self, text: str, *, final: bool) -> int | None:
+        # A message that may still grow can't know its links yet: no embeds then.
+        embeds = final and self.audience.previews(text)
+        if final:
+            self.audience.count_invented_links(self._metrics, text)
         try:
-            return await self._outlet.post(text)
+            return await self._outlet.post(text, embeds=embeds)
         except FAILURES as exc:
             log.warning("discord send failed: %s", exc)
             return None
@@ -164,6 +199,8 @@ class _Reported:
     async def edit(self, message: int, before: str, text: str, *, final: bool) -> bool:
         if text == before:
             return True
+        if final:
+            self.audience.count_invented_links(self._metrics, text)
         try:
             await self._outlet.edit(message, text)
         except FAILURES as exc:
@@ -195,10 +232,12 @@ class AnswerSink:
         self,
         outlet: Outlet,
         *,
+        metrics: Metrics,
         typing: ReplyChannel | None = None,
         first_message: int | None = None,
     ) -> None:
-        self._chain: MessageChain[int] = MessageChain(_Reported(outlet), first=first_message)
+        self._outlet = _Reported(outlet, metrics)
+        self._chain: MessageChain[int] = MessageChain(self._outlet, first=first_message)
         self._typing_channel = typing
         self._typing: asyncio.Task[None] | None = None
         self._texted = asyncio.Event()
@@ -208,6 +247,9 @@ class AnswerSink:
     async def start(self) -> None:
         if self._typing_channel is not None and self._typing is None:
             self._typing = asyncio.create_task(self._keep_typing(self._typing_channel))
+
+    def meet(self, audience: Audience) -> None:
+        self._outlet.audience = audience
 
     async def progress(self, status: str) -> None:
         if not self._text and not self.done:

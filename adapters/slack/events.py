@@ -182,12 +182,12 @@ class Translator:
         limits: Limits,
     ) -> None:
         self._client = client
-        self._users = users
+        self.users = users
         self._files = files
         self._limits = limits
 
     async def plain_text(self, text: str, bot: BotIdentity) -> str:
-        names = await self._users.names(mentioned_users(text) - {bot.user_id})
+        names = await self.users.names(mentioned_users(text) - {bot.user_id})
         return to_plain(text, bot_user_id=bot.user_id, names=names)
 
     async def holds_thread(self, place: Place, bot: BotIdentity) -> bool:
@@ -219,8 +219,9 @@ class Translator:
         return IncomingMessage(
             key=place.key,
             text=plain,
-            author=await self._users.name(user) if user else "",
+            author=await self.users.name(user) if user else "",
             author_id=user,
+            mentions=frozenset(mentioned_users(text) - {bot.user_id}),
             files=attachments,
             notes=notes,
             seed=partial(self.seed, place, bot) if place.in_thread else None,
@@ -263,8 +264,15 @@ class Translator:
             text += "".join(f"\n[attached: {name}]" for name in files)
         if not text.strip():
             return None
-        if "user" in message:
-            author = await self._users.name(message["user"])
-        else:
-            author = message.get("bot_profile", {}).get("name") or message.get("username", "")
+        if "user" in message and not _by_a_bot(message):
+            # A person's message: who wrote it and whom they mentioned may be mentioned back.
+            raw = message.get("text", "")
+            return Turn.text(
+                Role.USER,
+                text,
+                await self.users.name(message["user"]),
+                author_id=message["user"],
+                mentions=mentioned_users(raw) - {bot.user_id},
+            )
+        author = message.get("bot_profile", {}).get("name") or message.get("username", "")
         return Turn.text(Role.USER, text, author)

@@ -84,7 +84,13 @@ class Handlers:
             thread_ts=target.thread_ts,
             question_ts=target.question_ts,
         )
-        return SlackSink(self._client, target, indicator)
+        return SlackSink(
+            self._client,
+            target,
+            indicator,
+            users=self.translator.users,
+            metrics=self._intake.engine.metrics,
+        )
 
     async def on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         """`app_mention` and `message` events: both kinds go to the intake."""

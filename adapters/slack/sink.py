@@ -10,6 +10,13 @@ then on that message is edited with `chat.update` instead.
 Text goes to Slack as Markdown (`markdown_text`), never rewritten into mrkdwn. `start`
 and `progress` only queue their status update: the answer never waits for the
 "thinking" indicator.
+
+Everything posted from model text passes `_safe` last, once for the whole answer before
+the chain splits it: no special mention notifies (unless the channel's policy allows
+them), a user mention stays only for people already in the thread, and everyone else
+is named without a ping. Messages are posted with previews off unless people wrote
+every link in them (`unfurl_links`/`unfurl_media`: only `chat.postMessage` takes them;
+Slack's streaming methods and `chat.update` have no such arguments).
 """
 
 from __future__ import annotations
@@ -20,7 +27,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.calls import slack_call
 from adapters.slack.status import ThinkingIndicator
-from bot.reply import MessageChain
+from adapters.slack.users import UserDirectory
+from bot.metrics import Metrics
+from bot.neutralize import mentioned_user_ids, neutralize_slack_mentions, settled
+from bot.reply import Audience, MessageChain
 from bot.sink import FinalReply
 
 MESSAGE_LIMIT = 12_000  # Slack's limit for markdown_text and the markdown block
@@ -56,11 +66,17 @@ class SlackSink:
         target: ReplyTarget,
         indicator: ThinkingIndicator,
         *,
+        users: UserDirectory,
+        metrics: Metrics,
         limit: int = MESSAGE_LIMIT,
     ) -> None:
         self._client = client
         self._target = target
         self._indicator = indicator
+        self._users = users
+        self._metrics = metrics
+        self._audience = Audience()
+        self._names: dict[str, str] = {}  # display names, the same in every render
         self.limit = limit
         self._can_stream = target.thread_ts is not None
         self._posted = 0
@@ -71,21 +87,48 @@ class SlackSink:
     async def start(self) -> None:
         self._chain.queue(self._indicator.show())  # the model request need not wait for it
 
+    def meet(self, audience: Audience) -> None:
+        self._audience = audience
+
     async def progress(self, status: str) -> None:
-        self._chain.queue(self._indicator.show(status))
+        self._chain.queue(self._indicator.show(await self._safe(status, "status")))
 
     async def update(self, text: str) -> None:
-        await self._chain.render(text, final=False)
+        # Only the settled start is shown while the answer grows, so what is streamed
+        # stays a beginning of the final text (a `<!chan` may yet become `<!channel>`).
+        await self._chain.render(await self._safe(settled(text)), final=False)
 
     async def finish(self, reply: FinalReply) -> None:
         text = reply.text
         if reply.notes:
             text += "\n\n" + "\n".join(f"> {note}" for note in reply.notes)
-        await self._chain.render(text, final=True)
+        await self._chain.render(await self._safe(text, "answer"), final=True)
         await self._chain.run(self._indicator.clear())
 
     async def fail(self, message: str) -> None:
-        await self._chain.run(self._fail(message))
+        await self._chain.run(self._fail(await self._safe(message, "failure")))
+
+    async def _safe(self, text: str, counted: str | None = None) -> str:
+        """`text` as it may be posted: notifying only people already in the thread.
+
+        `counted` names what the text is when it is shown for good (the final answer, a
+        status line), so each mention is counted once, not in every render of a stream.
+        """
+        audience = self._audience
+        wanted = mentioned_user_ids([text]) - audience.people - self._names.keys()
+        if wanted:
+            found = await self._users.names(wanted)
+            # A failed lookup gives the id back: "" lets the mention's own label show.
+            self._names.update({uid: "" if name == uid else name for uid, name in found.items()})
+        result = neutralize_slack_mentions(
+            text,
+            allowed_users=audience.people,
+            display_names=self._names,
+            allow_special=audience.allow_mentions,
+        )
+        if counted is not None:
+            audience.count(self._metrics, result.counts, counted)
+        return result.text
 
     async def _fail(self, message: str) -> None:
         for posted in self._chain.messages:
@@ -97,6 +140,8 @@ class SlackSink:
     # -- Outlet -----------------------------------------------------------------
 
     async def post(self, text: str, *, final: bool) -> Posted | None:
+        if final:
+            self._audience.count_invented_links(self._metrics, text)
         posted = await self._post(text, stream=not final)
         if posted is not None:
             self._posted += 1
@@ -105,6 +150,8 @@ class SlackSink:
         return posted
 
     async def edit(self, message: Posted, before: str, text: str, *, final: bool) -> bool:
+        if final:
+            self._audience.count_invented_links(self._metrics, text)
         if message.streaming:
             if text.startswith(before):
                 delta = text[len(before) :]
@@ -165,10 +212,14 @@ class SlackSink:
             if out.ok:
                 return Posted(str(out.get("ts")), streaming=True)
             self._can_stream = False  # refused here: post once, then edit
+        # A message that may still grow can't know its links yet: no previews then.
+        previews = not stream and self._audience.previews(text)
         out = await slack_call(
             self._client.chat_postMessage,
             channel=target.channel,
             thread_ts=target.thread_ts,
             markdown_text=text,
+            unfurl_links=previews,
+            unfurl_media=previews,
         )
         return Posted(str(out.get("ts")), streaming=False) if out.ok else None

@@ -5,6 +5,7 @@
 edits and removes one message (and may stream it, as Slack does).
 """
 
+from bot.reply.audience import Audience, audience_of
 from bot.reply.chain import MessageChain, Outlet
 
-__all__ = ["MessageChain", "Outlet"]
+__all__ = ["Audience", "MessageChain", "Outlet", "audience_of"]

@@ -6,7 +6,12 @@ in-process fakeredis server (history then lives only as long as the process).
 
 Keys (`prefix` defaults to ``parley:``; `<conv>` is `ConversationKey.id`):
 
-    <prefix>conv:{<conv>}             list    one JSON `Turn` per element, oldest first
+    <prefix>conv:{<conv>}             list    one JSON `Turn` per element, oldest first; a
+                                              person's turn carries their user id (``i``)
+                                              and the ids they mentioned (``m``), so the
+                                              history read says who is in the thread
+                                              (`History.people`) and which links people
+                                              wrote (`History.links`)
     <prefix>meta:{<conv>}             hash    per-conversation settings (``model``)
     <prefix>lock:{<conv>}             string  the lock holder's token (+ "+" once its
                                               user turn is stored)
@@ -69,7 +74,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from bot.conversation import ConversationKey, SeedLoader, Turn
+from bot.conversation import ConversationKey, SeedLoader, Turn, links_in, people_in
 from bot.errors import BotBusy, StoreUnavailable
 from bot.settings import Limits, Settings
 from bot.store import scripts
@@ -101,6 +106,9 @@ class History:
     images: dict[str, bytes]  # sha256 -> bytes for the image refs in `turns` still stored
     model: str | None  # the conversation's model override, if one was set
     trimmed: bool  # older turns exist that did not fit
+    # From the turns read (those within the budget), so without another round trip:
+    people: frozenset[str] = frozenset()  # ids who wrote or were mentioned by a person
+    links: frozenset[str] = frozenset()  # URLs people wrote
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +376,8 @@ class ConversationStore:
             images=stored,
             model=_text(model) or None,
             trimmed=len(turns) < int(length),
+            people=people_in(turns),
+            links=links_in(turns),
         )
 
     async def _finish(self, key: ConversationKey, token: str, turns: Sequence[Turn]) -> None:

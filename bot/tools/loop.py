@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from bot.llm_types import ToolCall
 from bot.metrics import Metrics
+from bot.neutralize import untrusted_tool_result
 from bot.tools.base import Tool, ToolProgress, ToolResult, ToolState
 from bot.tools.registry import ToolBox, ToolPredicate
 
@@ -71,7 +72,11 @@ class ToolCalls:
         self._metrics.tool_rounds.inc()
         results = await asyncio.gather(*(self._run(call) for call in calls))
         messages: list[dict[str, Any]] = [
-            {"role": "tool", "tool_call_id": call.id, "content": _content(result)}
+            {
+                "role": "tool",
+                "tool_call_id": call.id,
+                "content": untrusted_tool_result(call.name, _content(result)),
+            }
             for call, result in zip(calls, results, strict=True)
         ]
         images = _image_parts(calls, results)

@@ -65,6 +65,9 @@ class InteractionRecord:
     expired: bool = False
 
 
+SUPPRESS_EMBEDS = 4  # message flag: no link embeds
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -83,6 +86,11 @@ def _error(status: int, code: int, message: str) -> web.Response:
 def _body(request: web.Request) -> Json:
     body = request[BODY]
     return body if isinstance(body, dict) else {}
+
+
+def _sent_flags(body: Json) -> int:
+    """The message flags a send or edit may set (SUPPRESS_EMBEDS, SUPPRESS_NOTIFICATIONS)."""
+    return int(body.get("flags") or 0) & (SUPPRESS_EMBEDS | 4096)
 
 
 def _items(request: web.Request) -> list[Json]:
@@ -713,7 +721,11 @@ class FakeDiscord:
             record.channel_id,
             self.bot_user,
             body.get("content", ""),
-            extra={"webhook_id": self.app_id, "application_id": self.app_id},
+            extra={
+                "webhook_id": self.app_id,
+                "application_id": self.app_id,
+                "flags": _sent_flags(body),
+            },
         )
         await self._echo(message)
         return _json(message)
@@ -727,7 +739,8 @@ class FakeDiscord:
     def _apply_edit(self, message: Json, body: Json) -> Json:
         if "content" in body:
             message["content"] = body["content"] or ""
-        message["flags"] = int(message.get("flags") or 0) & ~128  # no longer "thinking"
+        flags = _sent_flags(body) if "flags" in body else int(message.get("flags") or 0)
+        message["flags"] = flags & ~128  # no longer "thinking"; other flags stay unless sent
         message["edited_timestamp"] = _now_iso()
         return message
 
@@ -752,7 +765,9 @@ class FakeDiscord:
             return _error(400, 50006, "Cannot send an empty message")
         if len(body["content"]) > 2000:
             return _error(400, 50035, "Invalid Form Body: content longer than 2000")
-        message = self._message(channel_id, self.bot_user, body["content"])
+        message = self._message(
+            channel_id, self.bot_user, body["content"], extra={"flags": _sent_flags(body)}
+        )
         await self._echo(message)
         return _json(message)
 

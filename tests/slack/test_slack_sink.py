@@ -10,7 +10,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.sink import MESSAGE_LIMIT, ReplyTarget, SlackSink
 from adapters.slack.status import LOADING_MESSAGES, REACTION, ThinkingIndicator
+from adapters.slack.users import UserDirectory
 from bot.chunking import split_message
+from bot.metrics import Metrics
 from bot.sink import FinalReply
 from tests.fakes.slack_api import FakeSlack
 
@@ -33,7 +35,10 @@ def make_sink(
     indicator = ThinkingIndicator(
         client, channel=channel, thread_ts=target.thread_ts, question_ts=question.ts
     )
-    return SlackSink(client, target, indicator), question.ts
+    sink = SlackSink(
+        client, target, indicator, users=UserDirectory(client), metrics=Metrics()
+    )
+    return sink, question.ts
 
 
 async def test_streams_into_the_thread_and_ends_exact(
