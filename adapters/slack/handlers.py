@@ -19,13 +19,22 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.calls import slack_call
-from adapters.slack.events import BotIdentity, Place, Translator, envelope, message_event
+from adapters.slack.events import (
+    PLATFORM,
+    BotIdentity,
+    Place,
+    Translator,
+    envelope,
+    message_event,
+)
 from adapters.slack.sink import ReplyTarget, SlackSink
 from adapters.slack.status import ThinkingIndicator
 from adapters.slack.types import AssistantThreadStartedEvent, SlackFile, SlashCommand
 from bot.conversation import IncomingMessage
 from bot.errors import ParleyError
 from bot.intake import Envelope, Intake
+from bot.intake.commands import governed_command
+from bot.policy import Place as PolicyPlace
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,15 @@ class SlackSource:
             raise TypeError(f"a Slack envelope replies to a ReplyTarget, not {env.reply_to!r}")
         return self.handlers.sink(env.reply_to)
 
+    async def tell_privately(self, env: Envelope, text: str) -> None:
+        await slack_call(
+            self.handlers.client.chat_postEphemeral,
+            channel=self.place.channel,
+            user=env.author_id,
+            text=text,
+            thread_ts=self.place.thread_ts,
+        )
+
     async def holds_thread(self, env: Envelope) -> bool:
         return await self.handlers.translator.holds_thread(self.place, self.bot)
 
@@ -74,17 +92,17 @@ class SlackSource:
 class Handlers:
     def __init__(self, intake: Intake, client: AsyncWebClient, translator: Translator) -> None:
         self._intake = intake
-        self._client = client
+        self.client = client
         self.translator = translator
 
     def sink(self, target: ReplyTarget) -> SlackSink:
         indicator = ThinkingIndicator(
-            self._client,
+            self.client,
             channel=target.channel,
             thread_ts=target.thread_ts,
             question_ts=target.question_ts,
         )
-        return SlackSink(self._client, target, indicator)
+        return SlackSink(self.client, target, indicator)
 
     async def on_message(self, body: dict[str, Any], context: AsyncBoltContext) -> None:
         """`app_mention` and `message` events: both kinds go to the intake."""
@@ -114,7 +132,7 @@ class Handlers:
                 log.warning("suggested prompts skipped: %s", exc)
                 return
             await slack_call(
-                self._client.assistant_threads_setSuggestedPrompts,
+                self.client.assistant_threads_setSuggestedPrompts,
                 channel_id=thread.get("channel_id"),
                 thread_ts=thread.get("thread_ts"),
                 title=PROMPTS_TITLE,
@@ -135,10 +153,17 @@ class Handlers:
         if not question:
             await respond(usage(command["command"]), response_type="ephemeral")
             return
+        channel, user = command["channel_id"], command["user_id"]
+        who = PolicyPlace(
+            PLATFORM, command["team_id"], channel, user, is_dm=channel.startswith("D")
+        )
+        private = await governed_command(self._intake.engine, who, question)
+        if private is not None:  # `usage`, or a refusal: nothing is posted in the channel
+            await respond(private, response_type="ephemeral")
+            return
         with self._intake.engine.track():
-            channel, user = command["channel_id"], command["user_id"]
             posted = await slack_call(
-                self._client.chat_postMessage,
+                self.client.chat_postMessage,
                 channel=channel,
                 text=f"<@{user}> asked:\n>>> {question}",
             )

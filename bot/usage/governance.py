@@ -22,6 +22,7 @@ from bot.settings import Settings
 from bot.usage.clock import Clock, day_of, quota_window, utc_now
 from bot.usage.feedback import FeedbackBook
 from bot.usage.meter import UsageMeter
+from bot.usage.notices import DenialNotices
 from bot.usage.quota import QuotaLedger, Reservation
 from bot.usage.report import read_one
 
@@ -34,6 +35,7 @@ class Governance:
     meter: UsageMeter
     ledger: QuotaLedger
     feedback: FeedbackBook
+    notices: DenialNotices
 
     @classmethod
     def build(
@@ -49,6 +51,7 @@ class Governance:
             meter=UsageMeter(redis, lambda: policy.policy.prices, clock=clock),
             ledger=QuotaLedger(redis, policy, clock=clock),
             feedback=FeedbackBook(redis, metrics, clock=clock),
+            notices=DenialNotices(redis),
         )
 
     def check_access(self, place: Place) -> Decision:
