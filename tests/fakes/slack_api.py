@@ -141,6 +141,7 @@ class FakeSlack:
         self.statuses: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
         self.suggested_prompts: list[Json] = []
         self.responses: list[Json] = []  # what the bot sent to a slash command's response_url
+        self.ephemerals: list[Json] = []  # chat.postEphemeral calls: seen by one user only
         self.socket_acks: list[Json] = []
         self.users: dict[str, Json] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
@@ -465,6 +466,13 @@ class FakeSlack:
         text, markdown = self._text(args)
         message = self._bot_post(args, text, markdown, streaming=False)
         return {"channel": message.channel, "ts": message.ts, "message": message.as_api()}
+
+    def _m_chat_postEphemeral(self, args: Json) -> Json:
+        if not args.get("channel") or not args.get("user"):
+            raise SlackError("invalid_arguments")
+        text, _ = self._text(args)
+        self.ephemerals.append({**args, "text": text})
+        return {"message_ts": self._ts()}
 
     def _m_chat_update(self, args: Json) -> Json:
         message = self._find(str(args.get("channel")), str(args.get("ts")))
