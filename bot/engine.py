@@ -279,7 +279,8 @@ class Engine:
                 raise EmptyAnswer()
             redact = self.config.redactor
             text, notes = redact(answer.text), tuple(map(redact, answer.notes))
-            await sink.finish(FinalReply(text, notes, answer.model, answer.usage))
+            persona = (msg.persona or self._persona).name
+            await sink.finish(FinalReply(text, notes, answer.model, answer.usage, persona))
             self.metrics.turns.labels(platform, "answered").inc()
             self.metrics.total_time.observe(time.monotonic() - started)
             if self.governance is not None:

@@ -34,6 +34,7 @@ from bot.conversation import IncomingMessage
 from bot.errors import ParleyError
 from bot.intake import Envelope, Intake
 from bot.intake.commands import governed_command
+from bot.intake.feedback import decode, rate
 from bot.policy import Place as PolicyPlace
 
 log = logging.getLogger(__name__)
@@ -188,3 +189,27 @@ class Handlers:
             await self._intake.submit(
                 env, SlackSource(self, question, place, bot_identity(context))
             )
+
+    async def on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """👍 or 👎 pressed under an answer: count it (the buttons show the choice)."""
+        await ack()
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions else {}
+        rating = decode(action.get("value") if isinstance(action, dict) else None)
+        channel = _field(body, "channel", "id")
+        user = _field(body, "user", "id")
+        answer = _field(body, "container", "message_ts") or _field(body, "message", "ts")
+        if rating is None or not (channel and user and answer):
+            log.info("dropped a Slack feedback action without Parley's button value")
+            return
+        team = _field(body, "team", "id") or _field(body, "user", "team_id")
+        where = PolicyPlace(PLATFORM, team, channel, user, is_dm=channel.startswith("D"))
+        with self._intake.engine.track():
+            await rate(self._intake.engine, rating, where, f"{PLATFORM}:{channel}:{answer}")
+
+
+def _field(body: dict[str, Any], outer: str, inner: str) -> str:
+    """`body[outer][inner]` when it is a string, else "" (an action's body is untrusted)."""
+    value = body.get(outer)
+    found = value.get(inner) if isinstance(value, dict) else None
+    return found if isinstance(found, str) else ""
