@@ -90,6 +90,20 @@ def _items(request: web.Request) -> list[Json]:
     return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
 
+def _components(rows: Any) -> list[Json]:
+    """Message components as Discord checks them: rows of at most 5 buttons, ids ≤ 100."""
+    if not isinstance(rows, list) or len(rows) > 5:
+        raise ValueError(f"bad components: {rows!r}")
+    for row in rows:
+        buttons = row.get("components") if isinstance(row, dict) else None
+        if row.get("type") != 1 or not isinstance(buttons, list) or not 0 < len(buttons) <= 5:
+            raise ValueError(f"bad action row: {row!r}")
+        for button in buttons:
+            if button.get("type") != 2 or not 0 < len(button.get("custom_id", "")) <= 100:
+                raise ValueError(f"bad button: {button!r}")
+    return rows
+
+
 class FakeDiscord:
     def __init__(self, *, bot_name: str = "Parley", token: str = "discord-bot-token") -> None:
         self.token = token
@@ -108,6 +122,8 @@ class FakeDiscord:
         self.sessions: list[Session] = []
         self.recommended_shards = 1
         self.threads_allowed = True  # False: the bot lacks Create Public Threads
+        self.member_roles: dict[str, list[str]] = {}  # user id -> role ids, in every guild
+        self.reactions: list[tuple[str, str, str]] = []  # (channel, message, emoji) the bot added
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -133,7 +149,7 @@ class FakeDiscord:
     def _member(self, user: Json, guild_id: str) -> Json:
         return {
             "user": user,
-            "roles": [],
+            "roles": list(self.member_roles.get(user["id"], [])),
             "joined_at": _now_iso(),
             "deaf": False,
             "mute": False,
@@ -194,6 +210,13 @@ class FakeDiscord:
             "system_channel_flags": 0,
         }
         return guild_id
+
+    def add_role(self, guild_id: str, name: str) -> str:
+        """A role in the guild (give it to people with `member_roles`)."""
+        role_id = self.snowflake()
+        roles = self.guilds[guild_id]["roles"]
+        roles.append({**roles[0], "id": role_id, "name": name, "position": len(roles)})
+        return role_id
 
     def add_text_channel(self, guild_id: str, name: str = "general") -> str:
         channel_id = self.snowflake()
@@ -392,6 +415,54 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.get("guild_id"))
         return record
 
+    async def press(self, message: Json, custom_id: str, user: Json) -> InteractionRecord:
+        """Someone presses the button `custom_id` under `message` (INTERACTION_CREATE, type 3)."""
+        ids = [
+            c["custom_id"] for row in message.get("components", []) for c in row["components"]
+        ]
+        assert custom_id in ids, f"no button {custom_id!r} on the message: {ids}"
+        channel = self.channels[message["channel_id"]]
+        interaction_id = self.snowflake()
+        token = f"itoken-{interaction_id}"
+        record = InteractionRecord(
+            interaction_id, token, channel["id"], channel.get("guild_id"), created=time.time()
+        )
+        self.interactions[token] = record
+        payload: Json = {
+            "id": interaction_id,
+            "application_id": self.app_id,
+            "type": 3,
+            "data": {"custom_id": custom_id, "component_type": 2},
+            "channel_id": channel["id"],
+            "channel": channel,
+            "message": message,
+            "token": token,
+            "version": 1,
+            "app_permissions": ALL_PERMISSIONS,
+            "locale": "en-US",
+            "entitlements": [],
+            "authorizing_integration_owners": {"0": channel.get("guild_id", "0")},
+            "attachment_size_limit": 25 * 1024 * 1024,
+        }
+        if "guild_id" in channel:
+            payload["guild_id"] = channel["guild_id"]
+            payload["guild_locale"] = "en-US"
+            payload["member"] = self._member(user, channel["guild_id"])
+            payload["context"] = 0
+        else:
+            payload["user"] = user
+            payload["context"] = 1
+        await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.get("guild_id"))
+        return record
+
+    def callbacks_to(self, record: InteractionRecord) -> list[Json]:
+        """The bodies of the interaction callbacks answering `record`."""
+        return [
+            c.body
+            for c in self.calls
+            if c.method == "POST" and c.path == f"/interactions/{record.id}/{record.token}/callback"
+        ]
+
     def expire_token(self, token: str) -> None:
         self.interactions[token].expired = True
 
@@ -453,6 +524,9 @@ class FakeDiscord:
         r.add_post(f"{API}/channels/{{cid}}/messages/{{mid}}/threads", self._thread_from_message)
         r.add_post(f"{API}/channels/{{cid}}/threads", self._thread_without_message)
         r.add_post(f"{API}/channels/{{cid}}/typing", self._typing)
+        r.add_put(
+            f"{API}/channels/{{cid}}/messages/{{mid}}/reactions/{{emoji}}/@me", self._react
+        )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -727,6 +801,8 @@ class FakeDiscord:
     def _apply_edit(self, message: Json, body: Json) -> Json:
         if "content" in body:
             message["content"] = body["content"] or ""
+        if "components" in body:
+            message["components"] = _components(body["components"])
         message["flags"] = int(message.get("flags") or 0) & ~128  # no longer "thinking"
         message["edited_timestamp"] = _now_iso()
         return message
@@ -770,6 +846,13 @@ class FakeDiscord:
         if len(body.get("content") or "") > 2000:
             return _error(400, 50035, "Invalid Form Body: content longer than 2000")
         return _json(self._apply_edit(message, body))
+
+    async def _react(self, request: web.Request) -> web.Response:
+        channel_id, message_id = request.match_info["cid"], request.match_info["mid"]
+        if message_id not in self.messages:
+            return _error(404, 10008, "Unknown Message")
+        self.reactions.append((channel_id, message_id, request.match_info["emoji"]))
+        return web.Response(status=204)
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         if self.messages.pop(request.match_info["mid"], None) is None:
