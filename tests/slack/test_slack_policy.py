@@ -20,7 +20,7 @@ from bot.intake.policy import estimate
 from bot.policy import Place
 from bot.serve import Service
 from bot.usage import Governance
-from tests.fakes.llm_server import FakeLLM, Reply
+from tests.fakes.llm_server import Error, FakeLLM, Reply
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.slack.conftest import SlackBot, slack_settings, started_service, wait_answer
 
@@ -290,3 +290,23 @@ async def test_parley_usage_shows_my_use_and_cap_privately(
     assert "in 1 answer." in response["text"]
     assert "Your daily cap: 200,000 tokens" in response["text"]
     assert len(fake_llm.requests) == 1  # `usage` is not a question for the model
+
+
+async def test_a_failed_answer_gives_its_reservation_back(
+    fake_slack: FakeSlack, fake_llm: FakeLLM, redis_url: str, redis_client: aioredis.Redis,
+    tmp_path: Path,
+) -> None:
+    policy = "default:\n  quota: {user_tokens_per_day: 100000}\n"
+    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", policy) as bot:
+        governance = bot.service.engine.governance
+        assert governance is not None
+        place = Place("slack", fake_slack.team_id, OPEN, ALICE)
+        fake_llm.enqueue(Error(400, "nope"))
+        thread = await mention(bot, OPEN, "fail please")
+        await refusal_in(fake_slack, OPEN, thread)
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 10
+        # The reservation is given back right after the failure is shown.
+        while (used := await governance.ledger.headroom(place)) != [("user", 0, 100000)]:
+            assert loop.time() < end, used
+            await asyncio.sleep(0.02)
