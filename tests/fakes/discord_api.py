@@ -370,17 +370,7 @@ class FakeDiscord:
         created_at: float | None = None,
     ) -> InteractionRecord:
         """A slash command someone runs; dispatched as INTERACTION_CREATE."""
-        channel = self.channels[channel_id]
-        interaction_id = self.snowflake(at=created_at)
-        token = f"itoken-{interaction_id}"
-        record = InteractionRecord(
-            interaction_id,
-            token,
-            channel_id,
-            channel.get("guild_id"),
-            created=time.time() if created_at is None else created_at,
-        )
-        self.interactions[token] = record
+        record = self._new_interaction(channel_id, created_at)
         data: Json = {
             "id": self.snowflake(),
             "name": name,
@@ -389,30 +379,7 @@ class FakeDiscord:
         }
         if attachments:
             data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
-        payload: Json = {
-            "id": interaction_id,
-            "application_id": self.app_id,
-            "type": 2,
-            "data": data,
-            "channel_id": channel_id,
-            "channel": channel,
-            "token": token,
-            "version": 1,
-            "app_permissions": ALL_PERMISSIONS,
-            "locale": "en-US",
-            "entitlements": [],
-            "authorizing_integration_owners": {"0": channel.get("guild_id", "0")},
-            "attachment_size_limit": 25 * 1024 * 1024,
-        }
-        if "guild_id" in channel:
-            payload["guild_id"] = channel["guild_id"]
-            payload["guild_locale"] = "en-US"
-            payload["member"] = self._member(user, channel["guild_id"])
-            payload["context"] = 0
-        else:
-            payload["user"] = user
-            payload["context"] = 1
-        await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.get("guild_id"))
+        await self._interact(record, 2, data, user)
         return record
 
     async def press(self, message: Json, custom_id: str, user: Json) -> InteractionRecord:
@@ -421,28 +388,45 @@ class FakeDiscord:
             c["custom_id"] for row in message.get("components", []) for c in row["components"]
         ]
         assert custom_id in ids, f"no button {custom_id!r} on the message: {ids}"
-        channel = self.channels[message["channel_id"]]
-        interaction_id = self.snowflake()
-        token = f"itoken-{interaction_id}"
+        record = self._new_interaction(message["channel_id"])
+        data = {"custom_id": custom_id, "component_type": 2}
+        await self._interact(record, 3, data, user, message=message)
+        return record
+
+    def _new_interaction(
+        self, channel_id: str, created_at: float | None = None
+    ) -> InteractionRecord:
+        interaction_id = self.snowflake(at=created_at)
         record = InteractionRecord(
-            interaction_id, token, channel["id"], channel.get("guild_id"), created=time.time()
+            interaction_id,
+            f"itoken-{interaction_id}",
+            channel_id,
+            self.channels[channel_id].get("guild_id"),
+            created=time.time() if created_at is None else created_at,
         )
-        self.interactions[token] = record
+        self.interactions[record.token] = record
+        return record
+
+    async def _interact(
+        self, record: InteractionRecord, kind: int, data: Json, user: Json, **extra: Json
+    ) -> None:
+        """Dispatch INTERACTION_CREATE for `record` (2: a command, 3: a component)."""
+        channel = self.channels[record.channel_id]
         payload: Json = {
-            "id": interaction_id,
+            "id": record.id,
             "application_id": self.app_id,
-            "type": 3,
-            "data": {"custom_id": custom_id, "component_type": 2},
-            "channel_id": channel["id"],
+            "type": kind,
+            "data": data,
+            "channel_id": record.channel_id,
             "channel": channel,
-            "message": message,
-            "token": token,
+            "token": record.token,
             "version": 1,
             "app_permissions": ALL_PERMISSIONS,
             "locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": channel.get("guild_id", "0")},
             "attachment_size_limit": 25 * 1024 * 1024,
+            **extra,
         }
         if "guild_id" in channel:
             payload["guild_id"] = channel["guild_id"]
@@ -453,7 +437,6 @@ class FakeDiscord:
             payload["user"] = user
             payload["context"] = 1
         await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.get("guild_id"))
-        return record
 
     def callbacks_to(self, record: InteractionRecord) -> list[Json]:
         """The bodies of the interaction callbacks answering `record`."""

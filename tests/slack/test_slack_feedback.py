@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import redis.asyncio as aioredis
 
@@ -11,7 +10,9 @@ from bot.intake.feedback import MAX_VALUE, Rating, decode
 from tests.fakes.llm_server import FakeLLM
 from tests.fakes.slack_api import FakeSlack, Message
 from tests.slack.conftest import SlackBot, wait_answer
-from tests.slack.test_slack_policy import ALICE, BOB, MENTION, SUPPORT, mention, policy_bot
+from tests.slack.test_slack_policy import ALICE, BOB, MENTION, SUPPORT, Start, mention, start
+
+__all__ = ["start"]  # the fixture
 
 POLICY = f'channels:\n  "slack:{SUPPORT}": {{system_prompt: "You are the support desk."}}\n'
 
@@ -28,10 +29,9 @@ def with_buttons(fake: FakeSlack, channel: str) -> list[Message]:
 
 
 async def test_a_streamed_answer_carries_buttons_that_count_a_vote(
-    fake_slack: FakeSlack, fake_llm: FakeLLM, redis_url: str, redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", POLICY) as bot:
+    async with start(POLICY) as bot:
         thread = await mention(bot, SUPPORT, "help me")
         await wait_answer(fake_slack, thread, channel=SUPPORT)
         (answer,) = with_buttons(fake_slack, SUPPORT)
@@ -56,10 +56,9 @@ async def test_a_streamed_answer_carries_buttons_that_count_a_vote(
 
 
 async def test_an_answer_not_streamed_carries_its_buttons_in_blocks(
-    fake_slack: FakeSlack, fake_llm: FakeLLM, redis_url: str, redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", "{}") as bot:
+    async with start("{}") as bot:
         _, body = fake_slack.person_says(
             "D0ALICE", "hi in private", user=ALICE, kind="message", channel_type="im"
         )
@@ -73,10 +72,9 @@ async def test_an_answer_not_streamed_carries_its_buttons_in_blocks(
 
 
 async def test_help_and_refusals_carry_no_buttons(
-    fake_slack: FakeSlack, fake_llm: FakeLLM, redis_url: str, redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", "{}") as bot:
+    async with start("{}") as bot:
         _, body = fake_slack.person_says(SUPPORT, MENTION, user=ALICE)
         await bot.post(body)
         await fake_slack.wait_for(lambda: fake_slack.bot_messages(SUPPORT), what="the help")

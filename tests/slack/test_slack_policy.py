@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from bot.intake.policy import estimate
@@ -49,6 +50,26 @@ async def policy_bot(
         await service.shutdown()
 
 
+Start = Callable[..., AbstractAsyncContextManager[SlackBot]]
+
+
+@pytest.fixture
+def start(
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
+) -> Start:
+    """`start(policy, **settings)`: `parley serve` with that policy file, on a clean Redis."""
+
+    def run(policy: str, **settings: Any) -> AbstractAsyncContextManager[SlackBot]:
+        path = tmp_path / "policy.yaml"
+        return policy_bot(fake_slack, fake_llm, redis_url, path, policy, **settings)
+
+    return run
+
+
 async def mention(bot: SlackBot, channel: str, text: str, *, user: str = ALICE) -> str:
     """`user` mentions the bot at the top of `channel`; the thread an answer would go to."""
     message, body = bot.fake.person_says(channel, f"{MENTION} {text}", user=user)
@@ -73,14 +94,10 @@ def denied(service: Service, reason: str) -> float:
 
 
 async def test_a_channel_allowlist_refuses_privately_and_once(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    redis_url: str,
-    redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     policy = f'default: {{allow: false}}\nchannels:\n  "slack:{OPEN}": {{allow: true}}\n'
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", policy) as bot:
+    async with start(policy) as bot:
         await mention(bot, CLOSED, "first")
         await fake_slack.wait_for(lambda: fake_slack.ephemerals, what="the private notice")
         await mention(bot, CLOSED, "second")
@@ -96,19 +113,13 @@ async def test_a_channel_allowlist_refuses_privately_and_once(
 
 
 async def test_a_refused_user_is_told_privately_in_the_thread(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    redis_url: str,
-    redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     policy = f'users:\n  "slack:{BOB}": {{allow: false}}\n'
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", policy) as bot:
+    async with start(policy) as bot:
         thread = await mention(bot, OPEN, "hi", user=ALICE)
         await wait_answer(fake_slack, thread, channel=OPEN)
-        _, body = fake_slack.person_says(
-            OPEN, f"{MENTION} me too", user=BOB, thread_ts=thread
-        )
+        _, body = fake_slack.person_says(OPEN, f"{MENTION} me too", user=BOB, thread_ts=thread)
         await bot.post(body)
         await fake_slack.wait_for(lambda: fake_slack.ephemerals, what="the private notice")
         (notice,) = fake_slack.ephemerals
@@ -126,11 +137,7 @@ async def test_a_refused_user_is_told_privately_in_the_thread(
 
 
 async def test_persona_model_and_tools_per_channel_reach_the_model(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    redis_url: str,
-    redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     policy = f"""
 default:
@@ -145,8 +152,7 @@ channels:
     tools: [current_time]
   "slack:{CLOSED}": {{tools: []}}
 """
-    path = tmp_path / "p.yaml"
-    async with policy_bot(fake_slack, fake_llm, redis_url, path, policy, bot_tools=True) as bot:
+    async with start(policy, bot_tools=True) as bot:
         for channel in (OPEN, SUPPORT, CLOSED):
             thread = await mention(bot, channel, "who are you?")
             await wait_answer(fake_slack, thread, channel=channel)
@@ -162,16 +168,11 @@ channels:
 
 
 async def test_a_quota_holds_across_two_replicas_answering_at_once(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    redis_url: str,
-    redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     cap = 1000
     policy = f"default:\n  max_tokens: 200\n  quota: {{user_tokens_per_day: {cap}}}\n"
-    path = tmp_path / "p.yaml"
-    async with policy_bot(fake_slack, fake_llm, redis_url, path, policy) as first:
+    async with start(policy) as first:
         second = await started_service(first.service.settings)
         try:
             persona = second.engine.governance.persona(Place("slack", "T", OPEN, ALICE))  # type: ignore[union-attr]
@@ -225,17 +226,13 @@ def governed_by_clock(service: Service, clock: Callable[[], datetime]) -> Govern
 
 
 async def test_the_cap_answers_with_its_reset_and_lifts_at_the_reset_hour(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    redis_url: str,
-    redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     policy = (
         "default:\n  max_tokens: 100\n"
         "  quota: {user_tokens_per_day: 50, channel_tokens_per_day: 100000, reset_hour_utc: 6}\n"
     )
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", policy) as bot:
+    async with start(policy) as bot:
         clock = Clock(datetime(2026, 3, 1, 5, 30, tzinfo=UTC))
         governed_by_clock(bot.service, clock)
         thread = await mention(bot, OPEN, "one")
@@ -252,17 +249,13 @@ async def test_the_cap_answers_with_its_reset_and_lifts_at_the_reset_hour(
 
 
 async def test_near_the_cap_a_cheaper_model_answers_and_says_so(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    redis_url: str,
-    redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     policy = (
         "default:\n  max_tokens: 100\n  quota:\n    user_tokens_per_day: 10000\n"
         "    downgrade_model: gpt-5.1\n    downgrade_at: 0.5\n"
     )
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", policy) as bot:
+    async with start(policy) as bot:
         governance = bot.service.engine.governance
         assert governance is not None
         await governance.reserve(Place("slack", fake_slack.team_id, OPEN, ALICE), 6000)
@@ -273,14 +266,10 @@ async def test_near_the_cap_a_cheaper_model_answers_and_says_so(
 
 
 async def test_parley_usage_shows_my_use_and_cap_privately(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    redis_url: str,
-    redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     policy = "default:\n  quota: {user_tokens_per_day: 200000}\n"
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", policy) as bot:
+    async with start(policy) as bot:
         thread = await mention(bot, OPEN, "count me")
         await wait_answer(fake_slack, thread, channel=OPEN)
         await bot.post(fake_slack.slash_command("/parley", "usage", user=ALICE, channel=OPEN))
@@ -293,11 +282,10 @@ async def test_parley_usage_shows_my_use_and_cap_privately(
 
 
 async def test_a_failed_answer_gives_its_reservation_back(
-    fake_slack: FakeSlack, fake_llm: FakeLLM, redis_url: str, redis_client: aioredis.Redis,
-    tmp_path: Path,
+    start: Start, fake_slack: FakeSlack, fake_llm: FakeLLM, redis_client: aioredis.Redis
 ) -> None:
     policy = "default:\n  quota: {user_tokens_per_day: 100000}\n"
-    async with policy_bot(fake_slack, fake_llm, redis_url, tmp_path / "p.yaml", policy) as bot:
+    async with start(policy) as bot:
         governance = bot.service.engine.governance
         assert governance is not None
         place = Place("slack", fake_slack.team_id, OPEN, ALICE)
