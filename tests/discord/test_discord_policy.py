@@ -14,8 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.intake.feedback import FEEDBACK_PREFIX, Rating
+from bot.policy import Place
 from tests.discord.harness import DiscordBot, discord_bot
 from tests.fakes.discord_api import FakeDiscord, Json
+from tests.waiting import until_counted
 
 
 @pytest.fixture
@@ -76,6 +78,8 @@ async def test_usage_shows_my_use_and_cap_only_to_me(bot: DiscordBot) -> None:
     fake = bot.discord
     thread = await bot.ask("count me")
     await bot.answered(thread, text="count me")
+    me = Place("discord", bot.guild, bot.general, bot.alice["id"])
+    await until_counted(bot.service.engine.governance, me, 1)
     await fake.slash("usage", bot.general, bot.alice)
     await fake.wait_until(lambda: bool(fake.find_calls("POST", r"/interactions/.*/callback")))
     data = callback(fake)["data"]

@@ -24,6 +24,7 @@ from bot.usage import Governance
 from tests.fakes.llm_server import Error, FakeLLM, Reply
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.slack.conftest import SlackBot, slack_settings, started_service, wait_answer
+from tests.waiting import until_counted
 
 ALICE = "U0ALICE"
 BOB = "U0BOB"
@@ -272,6 +273,8 @@ async def test_parley_usage_shows_my_use_and_cap_privately(
     async with start(policy) as bot:
         thread = await mention(bot, OPEN, "count me")
         await wait_answer(fake_slack, thread, channel=OPEN)
+        me = Place("slack", fake_slack.team_id, OPEN, ALICE)
+        await until_counted(bot.service.engine.governance, me, 1)
         await bot.post(fake_slack.slash_command("/parley", "usage", user=ALICE, channel=OPEN))
         await fake_slack.wait_for(lambda: fake_slack.responses, what="the usage answer")
     (response,) = fake_slack.responses
