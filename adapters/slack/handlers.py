@@ -8,6 +8,7 @@ long the model takes; the slash command acknowledges first thing itself.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from adapters.slack.events import (
     envelope,
     message_event,
 )
+from adapters.slack.feedback import COMMENT_FIELD, comment_form
 from adapters.slack.sink import ReplyTarget, SlackSink
 from adapters.slack.status import ThinkingIndicator
 from adapters.slack.types import AssistantThreadStartedEvent, SlackFile, SlashCommand
@@ -206,10 +208,38 @@ class Handlers:
         where = PolicyPlace(PLATFORM, team, channel, user, is_dm=channel.startswith("D"))
         with self._intake.engine.track():
             await rate(self._intake.engine, rating, where, f"{PLATFORM}:{channel}:{answer}")
+            trigger = body.get("trigger_id")
+            if rating.rating == "down" and isinstance(trigger, str):
+                metadata = json.dumps(
+                    {"value": rating.encode(), "team": team, "channel": channel, "answer": answer}
+                )
+                await slack_call(
+                    self.client.views_open, trigger_id=trigger, view=comment_form(metadata)
+                )
+
+    async def on_comment(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """The 👎 form sent: store what went wrong with the vote."""
+        await ack()
+        raw = _field(body, "view", "private_metadata")
+        try:
+            about = json.loads(raw) if 0 < len(raw) <= 3000 else None
+        except json.JSONDecodeError:
+            about = None
+        state = ("view", "state", "values", COMMENT_FIELD, COMMENT_FIELD, "value")
+        comment, user = _field(body, *state), _field(body, "user", "id")
+        channel, team, answer = (_field(about, k) for k in ("channel", "team", "answer"))
+        rating = decode(about.get("value") if isinstance(about, dict) else None)
+        if rating is None or not (user and channel and answer and comment):
+            log.info("dropped a Slack form submission that isn't Parley's")
+            return
+        where = PolicyPlace(PLATFORM, team, channel, user)
+        with self._intake.engine.track():
+            answer_id = f"{PLATFORM}:{channel}:{answer}"
+            await rate(self._intake.engine, rating, where, answer_id, comment=comment)
 
 
-def _field(body: dict[str, Any], outer: str, inner: str) -> str:
-    """`body[outer][inner]` when it is a string, else "" (an action's body is untrusted)."""
-    value = body.get(outer)
-    found = value.get(inner) if isinstance(value, dict) else None
-    return found if isinstance(found, str) else ""
+def _field(body: object, *path: str) -> str:
+    """`body[path[0]][path[1]]...` when it is a string, else "" (a request is untrusted)."""
+    for key in path:
+        body = body.get(key) if isinstance(body, dict) else None
+    return body if isinstance(body, str) else ""

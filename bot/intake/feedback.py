@@ -54,8 +54,11 @@ def decode(value: object) -> Rating | None:
     return Rating(*parts)
 
 
-async def rate(engine: Engine, rating: Rating, place: Place, answer_id: str) -> bool:
-    """Store `place.user`'s rating of an answer; False when it could not be counted."""
+async def rate(
+    engine: Engine, rating: Rating, place: Place, answer_id: str, comment: str = ""
+) -> bool:
+    """Store `place.user`'s rating of an answer (and what went wrong, if they said);
+    False when it could not be stored."""
     governance = engine.governance
     if governance is None:
         return False
@@ -66,6 +69,7 @@ async def rate(engine: Engine, rating: Rating, place: Place, answer_id: str) -> 
             model=rating.model,
             persona=rating.persona,
             rating=rating.rating,
+            comment=comment,
         )
     except StoreUnavailable as exc:
         log.warning("feedback on %s not stored: %s", answer_id, exc)

@@ -143,6 +143,7 @@ class FakeSlack:
         self.suggested_prompts: list[Json] = []
         self.responses: list[Json] = []  # what the bot sent to a slash command's response_url
         self.ephemerals: list[Json] = []  # chat.postEphemeral calls: seen by one user only
+        self.views: list[Json] = []  # modals opened with views.open
         self.socket_acks: list[Json] = []
         self.users: dict[str, Json] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
@@ -544,6 +545,40 @@ class FakeSlack:
         text, _ = self._text(args)
         self.ephemerals.append({**args, "text": text})
         return {"message_ts": self._ts()}
+
+    def _m_views_open(self, args: Json) -> Json:
+        view = json.loads(args["view"]) if isinstance(args.get("view"), str) else args.get("view")
+        if not args.get("trigger_id") or not isinstance(view, dict):
+            raise SlackError("invalid_arguments")
+        if view.get("type") != "modal" or len(view.get("private_metadata", "")) > 3000:
+            raise SlackError("invalid_arguments")
+        self._blocks(view.get("blocks"))
+        view = {**view, "id": f"V{len(self.views)}"}
+        self.views.append(view)
+        return {"view": view}
+
+    def submit_view(self, view: Json, *, user: str, values: dict[str, str]) -> str:
+        """`user` sends the modal `view` with one text per input block: the form body."""
+        state = {
+            block["block_id"]: {
+                block["element"]["action_id"]: {
+                    "type": block["element"]["type"],
+                    "value": values[block["block_id"]],
+                }
+            }
+            for block in view["blocks"]
+            if block["type"] == "input"
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": {"id": user, "team_id": self.team_id},
+            "api_app_id": "A0FAKE",
+            "token": "legacy-verification-token",
+            "trigger_id": uuid.uuid4().hex,
+            "view": {**view, "state": {"values": state}, "team_id": self.team_id},
+        }
+        return urlencode({"payload": json.dumps(payload)})
 
     def _m_chat_update(self, args: Json) -> Json:
         message = self._find(str(args.get("channel")), str(args.get("ts")))

@@ -11,6 +11,7 @@ from tests.fakes.llm_server import FakeLLM
 from tests.fakes.slack_api import FakeSlack, Message
 from tests.slack.conftest import SlackBot, wait_answer
 from tests.slack.test_slack_policy import ALICE, BOB, MENTION, SUPPORT, Start, mention, start
+from tests.waiting import until
 
 __all__ = ["start"]  # the fixture
 
@@ -45,14 +46,28 @@ async def test_a_streamed_answer_carries_buttons_that_count_a_vote(
         await fake_slack.wait_for(lambda: rated(bot, "down", "gpt-5.5") == 1, what="the 👎")
         await bot.post(fake_slack.press_feedback(answer, user=BOB, positive=False))
         await fake_slack.wait_for(lambda: rated(bot, "down", "gpt-5.5") == 2, what="Bob's 👎")
+        # Each 👎 opens the short "what went wrong?" form; Bob fills his in.
+        await fake_slack.wait_for(lambda: len(fake_slack.views) == 2, what="the forms")
+        form = fake_slack.views[-1]
+        assert form["title"]["text"] == "What went wrong?"
+        await bot.post(fake_slack.submit_view(form, user=BOB, values={"comment": "Too vague."}))
 
         governance = bot.service.engine.governance
         assert governance is not None
-        counts = await governance.feedback.read([datetime.now(UTC).date().isoformat()])
+        today = [datetime.now(UTC).date().isoformat()]
+
+        async def commented() -> bool:
+            return bool((await governance.feedback.read(today)).comments)
+
+        await until(commented)
+        counts = await governance.feedback.read(today)
     # Alice moved her vote: one person, one vote per answer.
     assert counts.rows("model") == [("gpt-5.5", 0, 2)]
     assert counts.rows("persona") == [(f"channels:slack:{SUPPORT}", 0, 2)]
     assert counts.rows("channel") == [(f"slack:{SUPPORT}", 0, 2)]
+    [comment] = counts.comments
+    assert comment["comment"] == "Too vague." and comment["rating"] == "down"
+    assert comment["channel"] == f"slack:{SUPPORT}" and comment["model"] == "gpt-5.5"
 
 
 async def test_an_answer_not_streamed_carries_its_buttons_in_blocks(
