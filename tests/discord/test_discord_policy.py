@@ -7,6 +7,7 @@ mention, `/usage`, a refused `/chat`, and 👍/👎 buttons that work on any rep
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,21 @@ async def test_answers_carry_feedback_buttons_that_count_a_vote(bot: DiscordBot)
     await fake.wait_until(lambda: bool(fake.callbacks_to(record)))
     [thanks] = fake.callbacks_to(record)
     assert thanks["data"]["flags"] == 64 and "Thanks" in thanks["data"]["content"]
+
+    # 👎 asks what went wrong; the answer is stored with the vote.
+    record = await fake.press(answer, ids[1], bot.alice)
+    await fake.wait_until(lambda: record.modal is not None)
+    assert record.modal is not None and record.modal["title"] == "What went wrong?"
+    label = "Tell us what was wrong with the answer"
+    sent = await fake.submit_modal(record, bot.alice, {label: "It missed the point."})
+    await fake.wait_until(lambda: bool(fake.callbacks_to(sent)))
+    assert "Thanks" in fake.callbacks_to(sent)[0]["data"]["content"]
+    governance = bot.service.engine.governance
+    assert governance is not None
+    counts = await governance.feedback.read([datetime.now(UTC).date().isoformat()])
+    assert counts.rows("model") == [("gpt-5.5", 0, 1)]  # Alice's vote moved to 👎
+    [comment] = counts.comments
+    assert comment["comment"] == "It missed the point." and comment["rating"] == "down"
 
 
 async def test_a_button_another_replica_sent_works_here(bot: DiscordBot) -> None:

@@ -63,6 +63,7 @@ class InteractionRecord:
     created: float  # wall-clock seconds, like the snowflake it is derived from
     original_id: str | None = None
     expired: bool = False
+    modal: Json | None = None  # the form the bot answered with (callback type 9)
 
 
 def _now_iso() -> str:
@@ -438,6 +439,31 @@ class FakeDiscord:
             payload["context"] = 1
         await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.get("guild_id"))
 
+    async def submit_modal(
+        self, record: InteractionRecord, user: Json, values: dict[str, str]
+    ) -> InteractionRecord:
+        """`user` sends the form `record` was answered with: `values` by the field's label."""
+        assert record.modal is not None, "the interaction was not answered with a form"
+        fields = [
+            item
+            for row in record.modal["components"]
+            for item in ([row["component"]] if row["type"] == 18 else row["components"])
+        ]
+        rows = [
+            {
+                "type": 1,
+                "components": [
+                    {"type": 4, "custom_id": f["custom_id"], "value": values[f["label"]]}
+                ],
+            }
+            for f in fields
+            if f.get("label") in values
+        ]
+        submitted = self._new_interaction(record.channel_id)
+        data = {"custom_id": record.modal["custom_id"], "components": rows}
+        await self._interact(submitted, 5, data, user)
+        return submitted
+
     def callbacks_to(self, record: InteractionRecord) -> list[Json]:
         """The bodies of the interaction callbacks answering `record`."""
         return [
@@ -697,6 +723,11 @@ class FakeDiscord:
         body = _body(request)
         response_type = body["type"]
         data = body.get("data") or {}
+        if response_type == 9:  # a modal: nothing is posted, the person sees a form
+            if not data.get("custom_id") or not data.get("title") or not data.get("components"):
+                return _error(400, 50035, "Invalid Form Body: a modal needs id, title, fields")
+            record.original_id, record.modal = "modal", data
+            return web.Response(status=204)
         loading = response_type == 5
         message = self._message(
             record.channel_id,
