@@ -181,7 +181,7 @@ async def test_a_quota_holds_across_two_replicas_answering_at_once(
             admitted = -(-cap // reservation)  # each admitted while the held total is below
             asks = admitted + 3
             # Every answer is slow, so all reservations are held at once: the race.
-            fake_llm.enqueue(*(Reply(first_token_delay=1.5) for _ in range(asks)))
+            fake_llm.enqueue(*(Reply(first_token_delay=3.0) for _ in range(asks)))
             urls = [first.events_url, f"http://127.0.0.1:{second.port}/slack/events"]
             posts = []
             for i in range(asks):
