@@ -121,6 +121,9 @@ class TerminalSource:
     def reply(self, env: Envelope) -> TerminalSink:
         return self.sink
 
+    async def tell_privately(self, env: Envelope, text: str) -> None:
+        await self.sink.fail(text)  # the terminal is private already
+
     async def holds_thread(self, env: Envelope) -> bool:
         return True  # the terminal's one conversation is always the bot's
 

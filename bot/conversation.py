@@ -17,10 +17,13 @@ import json
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.neutralize import UNTRUSTED_CONTENT_PROMPT, urls_in, wrap_untrusted
 from bot.tokens import IMAGE_TOKENS, estimate_tokens
+
+if TYPE_CHECKING:
+    from bot.policy import Persona
 
 
 class Role(StrEnum):
@@ -218,6 +221,7 @@ class IncomingMessage:
     event_id: str | None = None  # the event it came in as (the intake claimed it), for logs
     seed: SeedLoader | None = None  # earlier thread messages, read if the store has none
     model: str | None = None  # a per-message model choice (Discord's `/chat model:`)
+    persona: Persona | None = None  # the policy's persona here; None: the engine's config
 
 
 def people_in(turns: Iterable[Turn]) -> frozenset[str]:

@@ -54,6 +54,9 @@ from bot.llm import ChatClient
 from bot.llm_types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
 from bot.metrics import Metrics
 from bot.pixel_budget import PixelBudget
+from bot.policy import Persona, ToolFilter
+from bot.policy.resolve import ALL_TOOLS
+from bot.policy.tools import allowed_tools
 from bot.redact import Redactor
 from bot.rejected import without_rejected
 from bot.reply import audience_of
@@ -84,6 +87,19 @@ class EngineConfig:
     redactor: Redactor = field(default_factory=lambda: Redactor(()))  # secrets never posted
     tool_timeout: float = 30.0
     max_tool_rounds: int = 8
+
+    def persona(self) -> Persona:
+        """The persona of every turn when no policy gives one."""
+        return Persona(
+            name="settings",
+            model=self.model,
+            system_prompt=self.system_prompt,
+            generation=self.generation,
+            tools=ToolFilter((ALL_TOOLS,) if self.tools else ()),
+            approve_tools=ToolFilter(()),
+            show_reasoning=self.show_reasoning,
+            allow_mentions=False,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:
@@ -196,7 +212,7 @@ class Engine:
         self.toolbox = toolbox or ToolBox()
         self.governance = governance  # the policy, usage meter and quotas; None: none
         self._tasks: dict[asyncio.Task[Any], int] = {}
-        self._system_tokens = estimate_tokens(system_text(config.system_prompt))
+        self._persona = config.persona()  # when the intake passes none (no policy step)
         self.documents = DocumentReader.for_store(store, config.limits)
         self._pixels = PixelBudget(config.limits.image_decode_pixels)  # one per process
 
@@ -225,10 +241,13 @@ class Engine:
 
     # -- answering ------------------------------------------------------------
 
-    async def handle(self, msg: IncomingMessage, sink: ReplySink) -> None:
-        """Answer `msg` into `sink`. Never raises; the sink always ends finished or failed."""
+    async def handle(self, msg: IncomingMessage, sink: ReplySink) -> Usage | None:
+        """Answer `msg` into `sink`; the answer's usage, or None when none was written.
+
+        Never raises; the sink always ends finished or failed.
+        """
         with self.track():
-            await self._handle(msg, sink)
+            return await self._handle(msg, sink)
 
     @contextlib.contextmanager
     def track(self) -> Iterator[None]:
@@ -250,7 +269,7 @@ class Engine:
             else:
                 self._tasks[task] -= 1
 
-    async def _handle(self, msg: IncomingMessage, sink: ReplySink) -> None:
+    async def _handle(self, msg: IncomingMessage, sink: ReplySink) -> Usage | None:
         platform = msg.key.platform
         started = time.monotonic()
         self.metrics.in_flight.inc()
@@ -259,19 +278,21 @@ class Engine:
             if not msg.text.strip() and not msg.files and not msg.image_urls:
                 await sink.finish(FinalReply(HELP_TEXT, tuple(msg.notes)))
                 self.metrics.turns.labels(platform, "help").inc()
-                return
+                return None
             prepared = await self._prepare(msg)
             answer = await self._converse(msg, prepared, sink, started)
             if not answer.text.strip():
                 raise EmptyAnswer()
             redact = self.config.redactor
             text, notes = redact(answer.text), tuple(map(redact, answer.notes))
-            await sink.finish(FinalReply(text, notes, answer.model, answer.usage))
+            persona = (msg.persona or self._persona).name
+            await sink.finish(FinalReply(text, notes, answer.model, answer.usage, persona))
             self.metrics.turns.labels(platform, "answered").inc()
             self.metrics.total_time.observe(time.monotonic() - started)
             if self.governance is not None:
                 meter = self.governance.meter
                 await meter.record(msg.key, msg.author_id, answer.model, answer.usage)
+            return answer.usage
         except ParleyError as exc:
             self._count_error(platform, exc)
             log.warning("answer in %s failed: %s (%s)", msg.key.id, exc.kind, exc)
@@ -287,6 +308,7 @@ class Engine:
             await sink.fail(ParleyError().user_message)
         finally:
             self.metrics.in_flight.dec()
+        return None
 
     def _count_error(self, platform: str, exc: ParleyError) -> None:
         self.metrics.errors.labels(exc.kind).inc()
@@ -327,10 +349,12 @@ class Engine:
     async def _converse(
         self, msg: IncomingMessage, prepared: _Prepared, sink: ReplySink, started: float
     ) -> _Answer:
+        persona = msg.persona or self._persona
         turn = Turn.make(
             Role.USER, prepared.parts, msg.author, author_id=msg.author_id, mentions=msg.mentions
         )
-        budget = max(self.config.limits.context_budget - self._system_tokens, 1)
+        system_tokens = estimate_tokens(system_text(persona.system_prompt))
+        budget = max(self.config.limits.context_budget - system_tokens, 1)
         async with self.store.turn(
             msg.key, turn, prepared.images, budget, seed=msg.seed
         ) as held:
@@ -339,16 +363,16 @@ class Engine:
                 prepared.notes.append(
                     "Older messages in this thread were left out to fit the model's context."
                 )
-            sink.meet(audience_of(msg.key, msg.author_id, history, self.governance))
-            model = msg.model or history.model or self.config.model
+            sink.meet(audience_of(msg.key, history, allow_mentions=persona.allow_mentions))
+            model = msg.model or history.model or persona.model
             documents = await self.documents.expand(
                 history.turns, budget, prepared.documents, prepared.notes
             )
             messages = to_api_messages(
-                self.config.system_prompt, history.turns, history.images, documents
+                persona.system_prompt, history.turns, history.images, documents
             )
             try:
-                answer = await self._complete(messages, model, prepared, sink, started)
+                answer = await self._complete(messages, model, persona, prepared, sink, started)
             except (BadRequestError, RequestTooLargeError) as exc:
                 kept = without_rejected(turn, exc)
                 if kept is None:
@@ -363,12 +387,13 @@ class Engine:
         self,
         messages: list[dict[str, Any]],
         model: str,
+        persona: Persona,
         prepared: _Prepared,
         sink: ReplySink,
         started: float,
     ) -> _Answer:
         """Stream the model's answer, running tool calls until it gives text."""
-        tools = await self.toolbox.specs() if self.config.tools else None
+        tools = allowed_tools(await self.toolbox.specs(), persona.tools) or None
         notes = prepared.notes
         usage = Usage()
         rounds = self.config.max_tool_rounds
@@ -378,13 +403,16 @@ class Engine:
                 self.metrics,
                 timeout=self.config.tool_timeout,
                 on_progress=lambda progress: pusher.status(progress.status_line()),
+                allowed=persona.tools.allows,
             )
             for round_ in range(rounds + 1):
                 # The last request offers no tools, so the model has to answer in text.
                 offered = tools if round_ < rounds else None
-                request = ChatRequest(model, messages, self.config.generation, offered)
+                request = ChatRequest(model, messages, persona.generation, offered)
                 try:
-                    text, done = await self._stream(request, pusher, notes, started)
+                    text, done = await self._stream(
+                        request, pusher, notes, started, persona.show_reasoning
+                    )
                 except StreamInterrupted as exc:
                     partial = str(exc.args[0]) if exc.args else ""
                     if not partial:
@@ -432,7 +460,12 @@ class Engine:
             await pusher.close()
 
     async def _stream(
-        self, request: ChatRequest, pusher: _Pusher, notes: list[str], started: float
+        self,
+        request: ChatRequest,
+        pusher: _Pusher,
+        notes: list[str],
+        started: float,
+        show_reasoning: bool,
     ) -> tuple[str, Completed]:
         chunks: list[str] = []
         reasoning: list[str] = []
@@ -447,7 +480,7 @@ class Engine:
                     pusher.text(chunks)
                 elif isinstance(event, ReasoningDelta):
                     reasoning.append(event.text)
-                    if self.config.show_reasoning:
+                    if show_reasoning:
                         # Redacted before it is cut short, which could split a secret.
                         shown = self.config.redactor.visible("".join(reasoning))
                         pusher.status(_reasoning_status(shown))

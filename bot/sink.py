@@ -24,8 +24,9 @@ from bot.reply.audience import Audience
 class FinalReply:
     text: str
     notes: tuple[str, ...] = ()  # warnings for the user: skipped files, fallbacks, a cut-off
-    model: str = ""
+    model: str = ""  # set on a model's answer: adapters add 👍/👎 buttons to it
     usage: Usage = field(default_factory=Usage)
+    persona: str = ""  # the policy's persona that answered (`Persona.name`), for feedback
 
 
 class ReplySink(Protocol):

@@ -7,10 +7,14 @@ from typing import Any, Protocol
 import discord
 
 from bot.errors import PlatformConfigError
+from bot.intake.feedback import Rating
 from bot.settings import Settings
 
 
 class ClientHooks(Protocol):
+    async def on_feedback(self, interaction: discord.Interaction[Any], rating: Rating) -> None:
+        """👍 or 👎 pressed under an answer (whichever process sent it)."""
+
     async def setup(self) -> None:
         """Runs once, at login (discord.py's `setup_hook`), not on gateway reconnects."""
 
@@ -35,6 +39,9 @@ class ParleyClient(_Parley, discord.Client):
 
 class ShardedParleyClient(_Parley, discord.AutoShardedClient):
     pass
+
+
+ParleyClients = (ParleyClient, ShardedParleyClient)
 
 
 def intents() -> discord.Intents:

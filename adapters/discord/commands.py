@@ -1,4 +1,4 @@
-"""The slash commands: `/chat`, `/reset` and `/model`.
+"""The slash commands: `/chat`, `/usage`, `/reset` and `/model`.
 
 `/chat` acknowledges at once (Discord allows 3 seconds), then goes through the intake
 like any message: it answers into the deferred response and starts a thread on that
@@ -16,7 +16,7 @@ from discord import app_commands
 
 from adapters.discord.content import thread_name, to_incoming
 from adapters.discord.files import AttachmentFetcher
-from adapters.discord.places import PLATFORM, conversation_at, open_thread
+from adapters.discord.places import PLATFORM, conversation_at, open_thread, policy_place
 from adapters.discord.seed import thread_seed
 from adapters.discord.sink import (
     FAILURES,
@@ -29,6 +29,7 @@ from adapters.discord.types import REPLY_CHANNELS, ReplyChannel
 from bot.conversation import IncomingMessage
 from bot.errors import ParleyError
 from bot.intake import Envelope, Intake
+from bot.intake.commands import USAGE_WORD, governed_command, refusal
 from bot.intake.steps import RESET_DONE
 from bot.llm_types import SEED_MODELS
 
@@ -76,6 +77,15 @@ class ChatSource:
     def reply(self, env: Envelope) -> AnswerSink:
         return self.sink  # the deferred response: every reply goes into it
 
+    async def tell_privately(self, env: Envelope, text: str) -> None:
+        """Replace the public "thinking…" with a note only the person sees."""
+        self.sink.done = True
+        try:
+            await self.interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
+            await self.interaction.delete_original_response()
+        except FAILURES as exc:
+            log.warning("could not refuse /chat %s privately: %s", self.interaction.id, exc)
+
     async def holds_thread(self, env: Envelope) -> bool:
         return False  # a slash command is addressed to the bot: never asked
 
@@ -97,6 +107,11 @@ class CommandHandler:
         # silent stop, so the person isn't left with "the application did not respond".
         if not self._intake.open:
             await _reply(interaction, RESTARTING)
+            return
+        where = policy_place(_channel(interaction), interaction.guild_id, interaction.user)
+        refused = refusal(self._engine, where)
+        if refused is not None:  # before the public "thinking…": nobody else sees it
+            await _reply(interaction, refused)
             return
         with self._engine.track():
             try:
@@ -121,6 +136,7 @@ class CommandHandler:
                 is_command=True,
                 is_dm=interaction.guild_id is None,
                 reply_to=outlet,
+                roles=where.roles,
             )
             source = ChatSource(
                 self._fetcher, interaction, channel, outlet, sink, image, model, opens_thread
@@ -128,6 +144,11 @@ class CommandHandler:
             await self._intake.submit(env, source)
             if not sink.done:  # stopped by the intake (shutdown began): say so
                 await sink.fail(RESTARTING)
+
+    async def usage(self, interaction: discord.Interaction) -> None:
+        """The person's own use today and their caps, shown only to them."""
+        where = policy_place(_channel(interaction), interaction.guild_id, interaction.user)
+        await _reply(interaction, await governed_command(self._engine, where, USAGE_WORD) or "")
 
     async def reset(self, interaction: discord.Interaction) -> None:
         if interaction.guild_id is not None:
@@ -197,6 +218,12 @@ def register(tree: app_commands.CommandTree[discord.Client], handler: CommandHan
         model: str | None = None,
     ) -> None:
         await handler.chat(interaction, prompt, image, model)
+
+    @tree.command(name="usage", description="Your own use of Parley today, and your caps.")
+    @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)
+    @app_commands.allowed_installs(guilds=True, users=False)
+    async def usage(interaction: discord.Interaction) -> None:
+        await handler.usage(interaction)
 
     @tree.command(name="reset", description="Start a fresh conversation in our DM.")
     @app_commands.allowed_contexts(guilds=True, dms=True, private_channels=False)

@@ -21,15 +21,23 @@ from adapters.discord.content import (
     to_incoming,
 )
 from adapters.discord.files import AttachmentFetcher
-from adapters.discord.places import PLATFORM, conversation_at, is_thread, open_thread
+from adapters.discord.places import (
+    PLATFORM,
+    author_roles,
+    conversation_at,
+    is_thread,
+    open_thread,
+)
 from adapters.discord.seed import thread_seed
-from adapters.discord.sink import AnswerSink, ChannelOutlet
+from adapters.discord.sink import FAILURES, AnswerSink, ChannelOutlet
 from adapters.discord.types import REPLY_CHANNELS, ReplyChannel
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.intake import Envelope, Intake
 from bot.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+DENIED_REACTION = "🚫"
 
 
 def envelope(
@@ -54,6 +62,7 @@ def envelope(
         or (message.mention_everyone and not mentioned),
         reply_to=channel,
         files=tuple(message.attachments),
+        roles=author_roles(message.author),
     )
 
 
@@ -85,6 +94,13 @@ class MessageSource:
 
     def reply(self, env: Envelope) -> AnswerSink:
         return AnswerSink(ChannelOutlet(self.where), metrics=self.metrics, typing=self.where)
+
+    async def tell_privately(self, env: Envelope, text: str) -> None:
+        """A plain message can't be answered privately: a reaction says no, quietly."""
+        try:
+            await self.message.add_reaction(DENIED_REACTION)
+        except FAILURES as exc:
+            log.warning("could not react to message %s: %s", self.message.id, exc)
 
     async def holds_thread(self, env: Envelope) -> bool:
         """A thread the bot started (on a message it answered) is the bot's."""

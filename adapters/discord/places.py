@@ -8,6 +8,7 @@ import discord
 
 from adapters.discord.types import ReplyChannel
 from bot.conversation import ConversationKey
+from bot.policy import Place
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +74,20 @@ async def open_thread(
         notes.append(NO_THREAD_NOTE)
         return thread_key(guild_id, channel.id, message_id), None
     return thread_key(guild_id, channel.id, thread.id), thread
+
+
+def author_roles(user: discord.abc.User) -> tuple[str, ...]:
+    """The ids of a guild member's roles (none in a DM), for the policy's role layer."""
+    if isinstance(user, discord.Member):
+        return tuple(str(role.id) for role in user.roles)
+    return ()
+
+
+def policy_place(channel: ReplyChannel, guild_id: int | None, user: discord.abc.User) -> Place:
+    """Where a command runs, as the policy sees it: a thread is its parent channel's place."""
+    if guild_id is None:
+        return Place(PLATFORM, "", str(channel.id), str(user.id), is_dm=True)
+    parent = getattr(channel, "parent_id", None) if is_thread(channel) else None
+    return Place(
+        PLATFORM, str(guild_id), str(parent or channel.id), str(user.id), author_roles(user)
+    )

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import discord
 import httpx
 from aiohttp import web
 
+from adapters.discord.buttons import FeedbackButton
 from adapters.discord.client import make_client
 from adapters.discord.commands import CommandHandler, register
 from adapters.discord.endpoints import Endpoints, download_hosts, set_api_base, set_gateway
 from adapters.discord.events import MessageHandler
+from adapters.discord.feedback import on_feedback
 from adapters.discord.files import AttachmentFetcher
 from bot.errors import PlatformConfigError
 from bot.intake import Intake
+from bot.intake.feedback import Rating
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,11 +55,16 @@ class DiscordPlatform:
 
     # -- client hooks ---------------------------------------------------------
 
+    async def on_feedback(self, interaction: discord.Interaction[Any], rating: Rating) -> None:
+        await on_feedback(self._intake.engine, interaction, rating)
+
     async def setup(self) -> None:
         """Sync the slash commands: to DISCORD_GUILD_IDS (instant) or globally.
 
         With shards spread over several processes, the one running shard 0 syncs.
         """
+        # Buttons on answers any replica sent, before or after a restart, work here too.
+        self.client.add_dynamic_items(FeedbackButton)
         shard_ids = self._settings.discord_shard_ids
         if shard_ids and 0 not in shard_ids:
             log.info("slash commands are synced by the process running shard 0")

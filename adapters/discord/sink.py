@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar
 import aiohttp
 import discord
 
+from adapters.discord.buttons import feedback_view
 from adapters.discord.types import ReplyChannel
 from bot.metrics import Metrics
 from bot.reply import Audience, MessageChain
@@ -55,6 +56,9 @@ class Outlet(Protocol):
 
     async def remove(self, message_id: int) -> None: ...
 
+    async def add_view(self, message_id: int, view: discord.ui.View) -> None:
+        """Put buttons under a message, leaving its text as it is."""
+
 
 class ChannelOutlet:
     """Messages in a channel, thread or DM, by the bot token."""
@@ -74,6 +78,9 @@ class ChannelOutlet:
 
     async def remove(self, message_id: int) -> None:
         await self.channel.get_partial_message(message_id).delete()
+
+    async def add_view(self, message_id: int, view: discord.ui.View) -> None:
+        await self.channel.get_partial_message(message_id).edit(view=view)
 
 
 class InteractionOutlet:
@@ -174,6 +181,20 @@ class InteractionOutlet:
         if not done:
             await self._by_bot.remove(message_id)
 
+    async def add_view(self, message_id: int, view: discord.ui.View) -> None:
+        if self.thread is not None and message_id in self._in_thread:
+            await self.thread.add_view(message_id, view)
+            return
+        interaction = self._interaction
+        if message_id == self.original_id:
+            done, _ = await self._by_token(lambda: interaction.edit_original_response(view=view))
+        else:
+            done, _ = await self._by_token(
+                lambda: interaction.followup.edit_message(message_id, view=view)
+            )
+        if not done:
+            await self._by_bot.add_view(message_id, view)
+
 
 class _Reported:
     """An `Outlet` for the `MessageChain`: Discord's failures logged and reported as values."""
@@ -181,7 +202,7 @@ class _Reported:
     limit = MESSAGE_LIMIT
 
     def __init__(self, outlet: Outlet, metrics: Metrics) -> None:
-        self._outlet = outlet
+        self.outlet = outlet
         self._metrics = metrics
         self.audience = Audience()
 
@@ -191,7 +212,7 @@ class _Reported:
         if final:
             self.audience.count_invented_links(self._metrics, text)
         try:
-            return await self._outlet.post(text, embeds=embeds)
+            return await self.outlet.post(text, embeds=embeds)
         except FAILURES as exc:
             log.warning("discord send failed: %s", exc)
             return None
@@ -202,7 +223,7 @@ class _Reported:
         if final:
             self.audience.count_invented_links(self._metrics, text)
         try:
-            await self._outlet.edit(message, text)
+            await self.outlet.edit(message, text)
         except FAILURES as exc:
             log.warning("discord edit failed: %s", exc)
             return False
@@ -210,7 +231,7 @@ class _Reported:
 
     async def remove(self, message: int) -> None:
         try:
-            await self._outlet.remove(message)
+            await self.outlet.remove(message)
         except FAILURES as exc:
             log.warning("discord delete failed: %s", exc)
 
@@ -236,8 +257,8 @@ class AnswerSink:
         typing: ReplyChannel | None = None,
         first_message: int | None = None,
     ) -> None:
-        self._outlet = _Reported(outlet, metrics)
-        self._chain: MessageChain[int] = MessageChain(self._outlet, first=first_message)
+        self._reported = _Reported(outlet, metrics)
+        self._chain: MessageChain[int] = MessageChain(self._reported, first=first_message)
         self._typing_channel = typing
         self._typing: asyncio.Task[None] | None = None
         self._texted = asyncio.Event()
@@ -249,7 +270,7 @@ class AnswerSink:
             self._typing = asyncio.create_task(self._keep_typing(self._typing_channel))
 
     def meet(self, audience: Audience) -> None:
-        self._outlet.audience = audience
+        self._reported.audience = audience
 
     async def progress(self, status: str) -> None:
         if not self._text and not self.done:
@@ -264,6 +285,17 @@ class AnswerSink:
 
     async def finish(self, reply: FinalReply) -> None:
         await self._complete(final_text(reply))
+        if reply.model and self._chain.messages:  # a model's answer: 👍/👎 under its end
+            last = self._chain.messages[-1]
+            await self._chain.run(
+                self._add_buttons(last, feedback_view(reply.model, reply.persona))
+            )
+
+    async def _add_buttons(self, message_id: int, view: discord.ui.View) -> None:
+        try:
+            await self._reported.outlet.add_view(message_id, view)
+        except FAILURES as exc:
+            log.warning("could not add feedback buttons: %s", exc)
 
     async def fail(self, message: str) -> None:
         warning = f"⚠️ {message}"

@@ -7,6 +7,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.feedback import COMMENT_VIEW, FEEDBACK_ACTION
 from adapters.slack.gate import AckGate
 from adapters.slack.handlers import Handlers
 
@@ -46,4 +47,6 @@ def build_app(
     app.event("message")(handlers.on_message)
     app.event("assistant_thread_started")(handlers.on_assistant_thread)
     app.command(slash_command)(handlers.on_command)
+    app.action(FEEDBACK_ACTION)(handlers.on_feedback)
+    app.view(COMMENT_VIEW)(handlers.on_comment)
     return app

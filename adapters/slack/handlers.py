@@ -8,6 +8,7 @@ long the model takes; the slash command acknowledges first thing itself.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,13 +20,24 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.calls import slack_call
-from adapters.slack.events import BotIdentity, Place, Translator, envelope, message_event
+from adapters.slack.events import (
+    PLATFORM,
+    BotIdentity,
+    Place,
+    Translator,
+    envelope,
+    message_event,
+)
+from adapters.slack.feedback import COMMENT_FIELD, comment_form
 from adapters.slack.sink import ReplyTarget, SlackSink
 from adapters.slack.status import ThinkingIndicator
 from adapters.slack.types import AssistantThreadStartedEvent, SlackFile, SlashCommand
 from bot.conversation import IncomingMessage
 from bot.errors import ParleyError
 from bot.intake import Envelope, Intake
+from bot.intake.commands import governed_command
+from bot.intake.feedback import decode, rate
+from bot.policy import Place as PolicyPlace
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +79,15 @@ class SlackSource:
             raise TypeError(f"a Slack envelope replies to a ReplyTarget, not {env.reply_to!r}")
         return self.handlers.sink(env.reply_to)
 
+    async def tell_privately(self, env: Envelope, text: str) -> None:
+        await slack_call(
+            self.handlers.client.chat_postEphemeral,
+            channel=self.place.channel,
+            user=env.author_id,
+            text=text,
+            thread_ts=self.place.thread_ts,
+        )
+
     async def holds_thread(self, env: Envelope) -> bool:
         return await self.handlers.translator.holds_thread(self.place, self.bot)
 
@@ -74,18 +95,18 @@ class SlackSource:
 class Handlers:
     def __init__(self, intake: Intake, client: AsyncWebClient, translator: Translator) -> None:
         self._intake = intake
-        self._client = client
+        self.client = client
         self.translator = translator
 
     def sink(self, target: ReplyTarget) -> SlackSink:
         indicator = ThinkingIndicator(
-            self._client,
+            self.client,
             channel=target.channel,
             thread_ts=target.thread_ts,
             question_ts=target.question_ts,
         )
         return SlackSink(
-            self._client,
+            self.client,
             target,
             indicator,
             users=self.translator.users,
@@ -120,7 +141,7 @@ class Handlers:
                 log.warning("suggested prompts skipped: %s", exc)
                 return
             await slack_call(
-                self._client.assistant_threads_setSuggestedPrompts,
+                self.client.assistant_threads_setSuggestedPrompts,
                 channel_id=thread.get("channel_id"),
                 thread_ts=thread.get("thread_ts"),
                 title=PROMPTS_TITLE,
@@ -141,10 +162,17 @@ class Handlers:
         if not question:
             await respond(usage(command["command"]), response_type="ephemeral")
             return
+        channel, user = command["channel_id"], command["user_id"]
+        who = PolicyPlace(
+            PLATFORM, command["team_id"], channel, user, is_dm=channel.startswith("D")
+        )
+        private = await governed_command(self._intake.engine, who, question)
+        if private is not None:  # `usage`, or a refusal: nothing is posted in the channel
+            await respond(private, response_type="ephemeral")
+            return
         with self._intake.engine.track():
-            channel, user = command["channel_id"], command["user_id"]
             posted = await slack_call(
-                self._client.chat_postMessage,
+                self.client.chat_postMessage,
                 channel=channel,
                 text=f"<@{user}> asked:\n>>> {question}",
             )
@@ -169,3 +197,55 @@ class Handlers:
             await self._intake.submit(
                 env, SlackSource(self, question, place, bot_identity(context))
             )
+
+    async def on_feedback(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """👍 or 👎 pressed under an answer: count it (the buttons show the choice)."""
+        await ack()
+        actions = body.get("actions")
+        action = actions[0] if isinstance(actions, list) and actions else {}
+        rating = decode(action.get("value") if isinstance(action, dict) else None)
+        channel = _field(body, "channel", "id")
+        user = _field(body, "user", "id")
+        answer = _field(body, "container", "message_ts") or _field(body, "message", "ts")
+        if rating is None or not (channel and user and answer):
+            log.info("dropped a Slack feedback action without Parley's button value")
+            return
+        team = _field(body, "team", "id") or _field(body, "user", "team_id")
+        where = PolicyPlace(PLATFORM, team, channel, user, is_dm=channel.startswith("D"))
+        with self._intake.engine.track():
+            await rate(self._intake.engine, rating, where, f"{PLATFORM}:{channel}:{answer}")
+            trigger = body.get("trigger_id")
+            if rating.rating == "down" and isinstance(trigger, str):
+                metadata = json.dumps(
+                    {"value": rating.encode(), "team": team, "channel": channel, "answer": answer}
+                )
+                await slack_call(
+                    self.client.views_open, trigger_id=trigger, view=comment_form(metadata)
+                )
+
+    async def on_comment(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """The 👎 form sent: store what went wrong with the vote."""
+        await ack()
+        raw = _field(body, "view", "private_metadata")
+        try:
+            about = json.loads(raw) if 0 < len(raw) <= 3000 else None
+        except json.JSONDecodeError:
+            about = None
+        state = ("view", "state", "values", COMMENT_FIELD, COMMENT_FIELD, "value")
+        comment, user = _field(body, *state), _field(body, "user", "id")
+        channel, team, answer = (_field(about, k) for k in ("channel", "team", "answer"))
+        rating = decode(about.get("value") if isinstance(about, dict) else None)
+        if rating is None or not (user and channel and answer and comment):
+            log.info("dropped a Slack form submission that isn't Parley's")
+            return
+        where = PolicyPlace(PLATFORM, team, channel, user)
+        with self._intake.engine.track():
+            answer_id = f"{PLATFORM}:{channel}:{answer}"
+            await rate(self._intake.engine, rating, where, answer_id, comment=comment)
+
+
+def _field(body: object, *path: str) -> str:
+    """`body[path[0]][path[1]]...` when it is a string, else "" (a request is untrusted)."""
+    for key in path:
+        body = body.get(key) if isinstance(body, dict) else None
+    return body if isinstance(body, str) else ""

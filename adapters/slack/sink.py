@@ -22,10 +22,12 @@ Slack's streaming methods and `chat.update` have no such arguments).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.calls import slack_call
+from adapters.slack.feedback import FEEDBACK_PROMPT, feedback_blocks
 from adapters.slack.status import ThinkingIndicator
 from adapters.slack.users import UserDirectory
 from bot.metrics import Metrics
@@ -81,6 +83,8 @@ class SlackSink:
         self._can_stream = target.thread_ts is not None
         self._posted = 0
         self._chain: MessageChain[Posted] = MessageChain(self)
+        self._final_text = ""
+        self._feedback: list[dict[str, Any]] | None = None  # buttons not yet shown
 
     # -- ReplySink --------------------------------------------------------------
 
@@ -102,7 +106,13 @@ class SlackSink:
         text = reply.text
         if reply.notes:
             text += "\n\n" + "\n".join(f"> {note}" for note in reply.notes)
-        await self._chain.render(await self._safe(text, "answer"), final=True)
+        text = await self._safe(text, "answer")
+        if reply.model:  # a model's answer gets 👍/👎 (not help or a reset)
+            self._feedback = feedback_blocks(reply.model, reply.persona)
+            self._final_text = text.rstrip()
+        await self._chain.render(text, final=True)
+        if self._feedback is not None:  # the last edit failed: buttons just below
+            await self._chain.run(self._post_feedback(self._feedback))
         await self._chain.run(self._indicator.clear())
 
     async def fail(self, message: str) -> None:
@@ -156,7 +166,7 @@ class SlackSink:
             if text.startswith(before):
                 delta = text[len(before) :]
                 if final:
-                    if await self._stop_stream(message, delta):
+                    if await self._stop_stream(message, delta, self._last_blocks(text)):
                         return True
                 elif not delta or await self._append(message, delta):
                     return True
@@ -165,27 +175,57 @@ class SlackSink:
             message.streaming = False
         if text == before:
             return True
+        content = self._content(text, final=final)
         out = await slack_call(
-            self._client.chat_update,
-            channel=self._target.channel,
-            ts=message.ts,
-            markdown_text=text,
+            self._client.chat_update, channel=self._target.channel, ts=message.ts, **content
         )
+        if out.ok and "blocks" in content:
+            self._feedback = None
         return out.ok
 
     async def remove(self, message: Posted) -> None:
         await slack_call(self._client.chat_delete, channel=self._target.channel, ts=message.ts)
 
-    async def _stop_stream(self, message: Posted, delta: str) -> bool:
+    async def _stop_stream(
+        self, message: Posted, delta: str, blocks: list[dict[str, Any]] | None = None
+    ) -> bool:
         out = await slack_call(
             self._client.chat_stopStream,
             channel=self._target.channel,
             ts=message.ts,
             markdown_text=delta or None,
+            blocks=blocks,
             quiet=True,
         )
         message.streaming = False
+        if out.ok and blocks is not None:
+            self._feedback = None
         return out.ok
+
+    def _last_blocks(self, text: str) -> list[dict[str, Any]] | None:
+        """The feedback buttons, when `text` is the final answer's last message."""
+        if self._feedback is not None and self._final_text.endswith(text.rstrip()):
+            return self._feedback
+        return None
+
+    def _content(self, text: str, *, final: bool) -> dict[str, Any]:
+        """A message's text: as `markdown_text`, or, on the answer's last message, as a
+        markdown block with the feedback buttons under it (markdown_text can't have blocks)."""
+        blocks = self._last_blocks(text) if final else None
+        if blocks is None:
+            return {"markdown_text": text}
+        return {"text": text, "blocks": [{"type": "markdown", "text": text}, *blocks]}
+
+    async def _post_feedback(self, blocks: list[dict[str, Any]]) -> None:
+        out = await slack_call(
+            self._client.chat_postMessage,
+            channel=self._target.channel,
+            thread_ts=self._target.thread_ts,
+            text=FEEDBACK_PROMPT,
+            blocks=blocks,
+        )
+        if out.ok:
+            self._feedback = None
 
     async def _append(self, message: Posted, delta: str) -> bool:
         out = await slack_call(
@@ -214,12 +254,15 @@ class SlackSink:
             self._can_stream = False  # refused here: post once, then edit
         # A message that may still grow can't know its links yet: no previews then.
         previews = not stream and self._audience.previews(text)
+        content = self._content(text, final=not stream)
         out = await slack_call(
             self._client.chat_postMessage,
             channel=target.channel,
             thread_ts=target.thread_ts,
-            markdown_text=text,
             unfurl_links=previews,
             unfurl_media=previews,
+            **content,
         )
+        if out.ok and "blocks" in content:
+            self._feedback = None
         return Posted(str(out.get("ts")), streaming=False) if out.ok else None

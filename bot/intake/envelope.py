@@ -34,6 +34,7 @@ class Envelope:
     housekeeping: bool = False  # edits, joins, pins: events that are not a person writing
     reply_to: object = None
     files: tuple[object, ...] = ()
+    roles: tuple[str, ...] = ()  # the author's Discord role ids, for the policy's role layer
 
 
 class Source(Protocol):
@@ -44,6 +45,10 @@ class Source(Protocol):
 
     def reply(self, env: Envelope) -> ReplySink:
         """Where the answer to `env` is written (a new sink each call)."""
+
+    async def tell_privately(self, env: Envelope, text: str) -> None:
+        """Tell only the author `text` (the policy refused them): Slack's ephemeral
+        message, Discord's ephemeral reply to a command or a reaction to a mention."""
 
     async def holds_thread(self, env: Envelope) -> bool:
         """Whether the bot has written in `env`'s thread, asked of the platform itself.

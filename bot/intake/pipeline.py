@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.conversation import IncomingMessage
 from bot.engine import RESTART_TEXT, Engine
 from bot.errors import ParleyError
 from bot.intake.claims import LocalClaims
 from bot.intake.envelope import Envelope, Source
+from bot.llm_types import Usage
+from bot.policy import Persona
 from bot.sink import ReplySink
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,10 @@ class Context:
     held: bool = False  # the store already holds this conversation (no seed needed)
     message: IncomingMessage | None = None
     sink: ReplySink | None = None  # set once the engine has the message
+    persona: Persona | None = None  # what the policy says the answer is made with
+    model: str | None = None  # a model that wins over every choice (the quota's cheaper one)
+    notes: list[str] = field(default_factory=list)  # the policy's notes for the answer
+    usage: Usage | None = None  # what the model calls cost; None: no answer was written
 
     @property
     def engine(self) -> Engine:

@@ -14,6 +14,7 @@ from bot.conversation import Role, Turn
 from bot.errors import StoreUnavailable
 from bot.intake.envelope import Envelope
 from bot.intake.pipeline import Context, Next, Step, Stop
+from bot.intake.policy import policy
 from bot.sink import FinalReply
 
 RESET_WORDS = frozenset({"reset", "start over"})
@@ -77,15 +78,6 @@ async def claim_once(env: Envelope, ctx: Context, next: Next) -> None:
     await next()
 
 
-async def policy(env: Envelope, ctx: Context, next: Next) -> None:
-    """Operator policy (allowlists, quotas, personas): a pass-through for now.
-
-    The operator-policy issue fills this step; it sits after the claim so a refusal is
-    told once, and before any file is fetched.
-    """
-    await next()
-
-
 async def intake_commands(env: Envelope, ctx: Context, next: Next) -> None:
     """`reset` or `start over`, alone in a thread or DM: forget the conversation."""
     if (env.in_thread or env.is_dm) and _command_text(env.text) in RESET_WORDS:
@@ -104,6 +96,9 @@ async def translate(env: Envelope, ctx: Context, next: Next) -> None:
     message.event_id = env.event_id
     if ctx.held:
         message.seed = None  # the store has the thread already
+    message.persona = ctx.persona
+    message.model = ctx.model or message.model
+    message.notes.extend(ctx.notes)
     ctx.message = message
     await next()
 
@@ -112,7 +107,7 @@ async def hand_over(env: Envelope, ctx: Context, next: Next) -> None:
     """The engine answers; from here on it tells the person about any failure itself."""
     assert ctx.message is not None, "translate runs before hand_over"
     ctx.sink = ctx.source.reply(env)
-    await ctx.engine.handle(ctx.message, ctx.sink)
+    ctx.usage = await ctx.engine.handle(ctx.message, ctx.sink)
     await next()
 
 

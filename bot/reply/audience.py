@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from bot.conversation import ConversationKey
 from bot.metrics import Metrics
 from bot.neutralize import LINK_PREVIEW, urls_in
-from bot.policy import Place
 from bot.store import History
-from bot.usage import Governance
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +64,7 @@ class Audience:
             )
 
 
-def audience_of(
-    key: ConversationKey,
-    author_id: str,
-    history: History,
-    governance: Governance | None,
-) -> Audience:
-    """The audience of an answer in `key`'s conversation, from the history just read."""
-    allow = False
-    if governance is not None:
-        place = Place(key.platform, key.workspace, key.channel, author_id)
-        allow = governance.persona(place).allow_mentions
-    return Audience(key.id, history.people, history.links, allow)
+def audience_of(key: ConversationKey, history: History, *, allow_mentions: bool) -> Audience:
+    """The audience of an answer in `key`'s conversation, from the history just read;
+    `allow_mentions` is the policy's word for the place (special mentions allowed)."""
+    return Audience(key.id, history.people, history.links, allow_mentions)

@@ -21,6 +21,7 @@ from bot.store.client import Client
 from bot.usage.clock import Clock, day_of, quota_window, utc_now
 from bot.usage.feedback import FeedbackBook
 from bot.usage.meter import UsageMeter
+from bot.usage.notices import DenialNotices
 from bot.usage.quota import QuotaLedger, Reservation
 from bot.usage.report import read_one
 
@@ -33,6 +34,7 @@ class Governance:
     meter: UsageMeter
     ledger: QuotaLedger
     feedback: FeedbackBook
+    notices: DenialNotices
 
     @classmethod
     def build(
@@ -48,6 +50,7 @@ class Governance:
             meter=UsageMeter(redis, lambda: policy.policy.prices, clock=clock),
             ledger=QuotaLedger(redis, policy, clock=clock),
             feedback=FeedbackBook(redis, metrics, clock=clock),
+            notices=DenialNotices(redis),
         )
 
     def check_access(self, place: Place) -> Decision:

@@ -27,7 +27,7 @@ async def test_commands_sync_once_and_survive_a_gateway_reconnect(
         fake = bot.discord
         [sync] = fake.find_calls("PUT", COMMAND_SYNC)
         assert sync.path == f"/applications/{fake.app_id}/commands"  # global
-        assert {c["name"] for c in sync.body} == {"chat", "reset", "model"}
+        assert {c["name"] for c in sync.body} == {"chat", "usage", "reset", "model"}
         chat = next(c for c in sync.body if c["name"] == "chat")
         assert [o["name"] for o in chat["options"]] == ["prompt", "image", "model"]
         assert [c["value"] for c in chat["options"][2]["choices"]] == [

@@ -63,6 +63,7 @@ class InteractionRecord:
     created: float  # wall-clock seconds, like the snowflake it is derived from
     original_id: str | None = None
     expired: bool = False
+    modal: Json | None = None  # the form the bot answered with (callback type 9)
 
 
 SUPPRESS_EMBEDS = 4  # message flag: no link embeds
@@ -98,6 +99,20 @@ def _items(request: web.Request) -> list[Json]:
     return [item for item in body if isinstance(item, dict)] if isinstance(body, list) else []
 
 
+def _components(rows: Any) -> list[Json]:
+    """Message components as Discord checks them: rows of at most 5 buttons, ids ≤ 100."""
+    if not isinstance(rows, list) or len(rows) > 5:
+        raise ValueError(f"bad components: {rows!r}")
+    for row in rows:
+        buttons = row.get("components") if isinstance(row, dict) else None
+        if row.get("type") != 1 or not isinstance(buttons, list) or not 0 < len(buttons) <= 5:
+            raise ValueError(f"bad action row: {row!r}")
+        for button in buttons:
+            if button.get("type") != 2 or not 0 < len(button.get("custom_id", "")) <= 100:
+                raise ValueError(f"bad button: {button!r}")
+    return rows
+
+
 class FakeDiscord:
     def __init__(self, *, bot_name: str = "Parley", token: str = "discord-bot-token") -> None:
         self.token = token
@@ -116,6 +131,8 @@ class FakeDiscord:
         self.sessions: list[Session] = []
         self.recommended_shards = 1
         self.threads_allowed = True  # False: the bot lacks Create Public Threads
+        self.member_roles: dict[str, list[str]] = {}  # user id -> role ids, in every guild
+        self.reactions: list[tuple[str, str, str]] = []  # (channel, message, emoji) the bot added
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -141,7 +158,7 @@ class FakeDiscord:
     def _member(self, user: Json, guild_id: str) -> Json:
         return {
             "user": user,
-            "roles": [],
+            "roles": list(self.member_roles.get(user["id"], [])),
             "joined_at": _now_iso(),
             "deaf": False,
             "mute": False,
@@ -202,6 +219,13 @@ class FakeDiscord:
             "system_channel_flags": 0,
         }
         return guild_id
+
+    def add_role(self, guild_id: str, name: str) -> str:
+        """A role in the guild (give it to people with `member_roles`)."""
+        role_id = self.snowflake()
+        roles = self.guilds[guild_id]["roles"]
+        roles.append({**roles[0], "id": role_id, "name": name, "position": len(roles)})
+        return role_id
 
     def add_text_channel(self, guild_id: str, name: str = "general") -> str:
         channel_id = self.snowflake()
@@ -355,17 +379,7 @@ class FakeDiscord:
         created_at: float | None = None,
     ) -> InteractionRecord:
         """A slash command someone runs; dispatched as INTERACTION_CREATE."""
-        channel = self.channels[channel_id]
-        interaction_id = self.snowflake(at=created_at)
-        token = f"itoken-{interaction_id}"
-        record = InteractionRecord(
-            interaction_id,
-            token,
-            channel_id,
-            channel.get("guild_id"),
-            created=time.time() if created_at is None else created_at,
-        )
-        self.interactions[token] = record
+        record = self._new_interaction(channel_id, created_at)
         data: Json = {
             "id": self.snowflake(),
             "name": name,
@@ -374,20 +388,54 @@ class FakeDiscord:
         }
         if attachments:
             data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
+        await self._interact(record, 2, data, user)
+        return record
+
+    async def press(self, message: Json, custom_id: str, user: Json) -> InteractionRecord:
+        """Someone presses the button `custom_id` under `message` (INTERACTION_CREATE, type 3)."""
+        ids = [
+            c["custom_id"] for row in message.get("components", []) for c in row["components"]
+        ]
+        assert custom_id in ids, f"no button {custom_id!r} on the message: {ids}"
+        record = self._new_interaction(message["channel_id"])
+        data = {"custom_id": custom_id, "component_type": 2}
+        await self._interact(record, 3, data, user, message=message)
+        return record
+
+    def _new_interaction(
+        self, channel_id: str, created_at: float | None = None
+    ) -> InteractionRecord:
+        interaction_id = self.snowflake(at=created_at)
+        record = InteractionRecord(
+            interaction_id,
+            f"itoken-{interaction_id}",
+            channel_id,
+            self.channels[channel_id].get("guild_id"),
+            created=time.time() if created_at is None else created_at,
+        )
+        self.interactions[record.token] = record
+        return record
+
+    async def _interact(
+        self, record: InteractionRecord, kind: int, data: Json, user: Json, **extra: Json
+    ) -> None:
+        """Dispatch INTERACTION_CREATE for `record` (2: a command, 3: a component)."""
+        channel = self.channels[record.channel_id]
         payload: Json = {
-            "id": interaction_id,
+            "id": record.id,
             "application_id": self.app_id,
-            "type": 2,
+            "type": kind,
             "data": data,
-            "channel_id": channel_id,
+            "channel_id": record.channel_id,
             "channel": channel,
-            "token": token,
+            "token": record.token,
             "version": 1,
             "app_permissions": ALL_PERMISSIONS,
             "locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {"0": channel.get("guild_id", "0")},
             "attachment_size_limit": 25 * 1024 * 1024,
+            **extra,
         }
         if "guild_id" in channel:
             payload["guild_id"] = channel["guild_id"]
@@ -398,7 +446,39 @@ class FakeDiscord:
             payload["user"] = user
             payload["context"] = 1
         await self.dispatch("INTERACTION_CREATE", payload, guild_id=channel.get("guild_id"))
-        return record
+
+    async def submit_modal(
+        self, record: InteractionRecord, user: Json, values: dict[str, str]
+    ) -> InteractionRecord:
+        """`user` sends the form `record` was answered with: `values` by the field's label."""
+        assert record.modal is not None, "the interaction was not answered with a form"
+        fields = [
+            item
+            for row in record.modal["components"]
+            for item in ([row["component"]] if row["type"] == 18 else row["components"])
+        ]
+        rows = [
+            {
+                "type": 1,
+                "components": [
+                    {"type": 4, "custom_id": f["custom_id"], "value": values[f["label"]]}
+                ],
+            }
+            for f in fields
+            if f.get("label") in values
+        ]
+        submitted = self._new_interaction(record.channel_id)
+        data = {"custom_id": record.modal["custom_id"], "components": rows}
+        await self._interact(submitted, 5, data, user)
+        return submitted
+
+    def callbacks_to(self, record: InteractionRecord) -> list[Json]:
+        """The bodies of the interaction callbacks answering `record`."""
+        return [
+            c.body
+            for c in self.calls
+            if c.method == "POST" and c.path == f"/interactions/{record.id}/{record.token}/callback"
+        ]
 
     def expire_token(self, token: str) -> None:
         self.interactions[token].expired = True
@@ -461,6 +541,9 @@ class FakeDiscord:
         r.add_post(f"{API}/channels/{{cid}}/messages/{{mid}}/threads", self._thread_from_message)
         r.add_post(f"{API}/channels/{{cid}}/threads", self._thread_without_message)
         r.add_post(f"{API}/channels/{{cid}}/typing", self._typing)
+        r.add_put(
+            f"{API}/channels/{{cid}}/messages/{{mid}}/reactions/{{emoji}}/@me", self._react
+        )
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -648,6 +731,11 @@ class FakeDiscord:
         body = _body(request)
         response_type = body["type"]
         data = body.get("data") or {}
+        if response_type == 9:  # a modal: nothing is posted, the person sees a form
+            if not data.get("custom_id") or not data.get("title") or not data.get("components"):
+                return _error(400, 50035, "Invalid Form Body: a modal needs id, title, fields")
+            record.original_id, record.modal = "modal", data
+            return web.Response(status=204)
         loading = response_type == 5
         message = self._message(
             record.channel_id,
@@ -739,6 +827,8 @@ class FakeDiscord:
     def _apply_edit(self, message: Json, body: Json) -> Json:
         if "content" in body:
             message["content"] = body["content"] or ""
+        if "components" in body:
+            message["components"] = _components(body["components"])
         flags = _sent_flags(body) if "flags" in body else int(message.get("flags") or 0)
         message["flags"] = flags & ~128  # no longer "thinking"; other flags stay unless sent
         message["edited_timestamp"] = _now_iso()
@@ -785,6 +875,13 @@ class FakeDiscord:
         if len(body.get("content") or "") > 2000:
             return _error(400, 50035, "Invalid Form Body: content longer than 2000")
         return _json(self._apply_edit(message, body))
+
+    async def _react(self, request: web.Request) -> web.Response:
+        channel_id, message_id = request.match_info["cid"], request.match_info["mid"]
+        if message_id not in self.messages:
+            return _error(404, 10008, "Unknown Message")
+        self.reactions.append((channel_id, message_id, request.match_info["emoji"]))
+        return web.Response(status=204)
 
     async def _delete_message(self, request: web.Request) -> web.Response:
         if self.messages.pop(request.match_info["mid"], None) is None:

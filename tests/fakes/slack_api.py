@@ -72,6 +72,7 @@ class Message:
     deleted: bool = False
     files: list[Json] = field(default_factory=list)
     markdown: bool = False  # sent as markdown_text, not mrkdwn `text`
+    blocks: list[Json] = field(default_factory=list)
 
     def as_api(self) -> Json:
         data: Json = {"type": "message", "ts": self.ts, "text": self.text, "user": self.user}
@@ -141,6 +142,8 @@ class FakeSlack:
         self.statuses: dict[tuple[str, str], list[str]] = collections.defaultdict(list)
         self.suggested_prompts: list[Json] = []
         self.responses: list[Json] = []  # what the bot sent to a slash command's response_url
+        self.ephemerals: list[Json] = []  # chat.postEphemeral calls: seen by one user only
+        self.views: list[Json] = []  # modals opened with views.open
         self.socket_acks: list[Json] = []
         self.users: dict[str, Json] = {}
         self._files: dict[str, tuple[bytes, str]] = {}
@@ -405,6 +408,68 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": exc.code})
         return web.json_response({"ok": True, **result})
 
+    @staticmethod
+    def _blocks(raw: object) -> list[Json]:
+        """Block Kit blocks as Slack checks them (the parts Parley sends)."""
+        if raw is None:
+            return []
+        blocks = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(blocks, list) or len(blocks) > 50:
+            raise SlackError("invalid_blocks")
+        for block in blocks:
+            if not isinstance(block, dict) or not isinstance(block.get("type"), str):
+                raise SlackError("invalid_blocks")
+            if block["type"] == "context_actions":
+                elements = block.get("elements")
+                if not isinstance(elements, list) or not 0 < len(elements) <= 5:
+                    raise SlackError("invalid_blocks")
+                for element in elements:
+                    if element.get("type") == "feedback_buttons" and not all(
+                        isinstance(element.get(side, {}).get("value"), str)
+                        and len(element[side]["value"]) <= 2000
+                        for side in ("positive_button", "negative_button")
+                    ):
+                        raise SlackError("invalid_blocks")
+        return blocks
+
+    def press_feedback(self, message: Message, *, user: str, positive: bool) -> str:
+        """A person presses 👍 or 👎 under `message`: the block_actions form body."""
+        element = next(
+            e
+            for block in message.blocks
+            if block["type"] == "context_actions"
+            for e in block["elements"]
+            if e["type"] == "feedback_buttons"
+        )
+        button = element["positive_button" if positive else "negative_button"]
+        payload = {
+            "type": "block_actions",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": {"id": user, "team_id": self.team_id},
+            "api_app_id": "A0FAKE",
+            "token": "legacy-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": message.ts,
+                "channel_id": message.channel,
+                "is_ephemeral": False,
+            },
+            "trigger_id": uuid.uuid4().hex,
+            "channel": {"id": message.channel, "name": "general"},
+            "message": message.as_api(),
+            "response_url": f"{self.base_url}/response/{uuid.uuid4().hex}",
+            "actions": [
+                {
+                    "type": "feedback_buttons",
+                    "action_id": element["action_id"],
+                    "block_id": "fb",
+                    "value": button["value"],
+                    "action_ts": self._ts(),
+                }
+            ],
+        }
+        return urlencode({"payload": json.dumps(payload)})
+
     def _ts(self) -> str:
         n = next(self._clock)
         return f"{1_700_000_000 + n}.{n:06d}"
@@ -418,6 +483,13 @@ class FakeSlack:
     @staticmethod
     def _text(args: Json, *, required: bool = True) -> tuple[str, bool]:
         markdown = args.get("markdown_text")
+        if markdown is None and args.get("blocks"):  # a markdown block is the message's text
+            blocks = FakeSlack._blocks(args["blocks"])
+            written = [b.get("text", "") for b in blocks if b["type"] == "markdown"]
+            if written:
+                if any(not isinstance(t, str) or len(t) > MARKDOWN_LIMIT for t in written):
+                    raise SlackError("invalid_blocks")
+                return "".join(written), True
         if markdown is None and args.get("chunks"):
             markdown = "".join(
                 c.get("text", "") for c in args["chunks"] if c.get("type") == "markdown_text"
@@ -464,13 +536,56 @@ class FakeSlack:
     def _m_chat_postMessage(self, args: Json) -> Json:
         text, markdown = self._text(args)
         message = self._bot_post(args, text, markdown, streaming=False)
+        message.blocks = self._blocks(args.get("blocks"))
         return {"channel": message.channel, "ts": message.ts, "message": message.as_api()}
+
+    def _m_chat_postEphemeral(self, args: Json) -> Json:
+        if not args.get("channel") or not args.get("user"):
+            raise SlackError("invalid_arguments")
+        text, _ = self._text(args)
+        self.ephemerals.append({**args, "text": text})
+        return {"message_ts": self._ts()}
+
+    def _m_views_open(self, args: Json) -> Json:
+        view = json.loads(args["view"]) if isinstance(args.get("view"), str) else args.get("view")
+        if not args.get("trigger_id") or not isinstance(view, dict):
+            raise SlackError("invalid_arguments")
+        if view.get("type") != "modal" or len(view.get("private_metadata", "")) > 3000:
+            raise SlackError("invalid_arguments")
+        self._blocks(view.get("blocks"))
+        view = {**view, "id": f"V{len(self.views)}"}
+        self.views.append(view)
+        return {"view": view}
+
+    def submit_view(self, view: Json, *, user: str, values: dict[str, str]) -> str:
+        """`user` sends the modal `view` with one text per input block: the form body."""
+        state = {
+            block["block_id"]: {
+                block["element"]["action_id"]: {
+                    "type": block["element"]["type"],
+                    "value": values[block["block_id"]],
+                }
+            }
+            for block in view["blocks"]
+            if block["type"] == "input"
+        }
+        payload = {
+            "type": "view_submission",
+            "team": {"id": self.team_id, "domain": "fake"},
+            "user": {"id": user, "team_id": self.team_id},
+            "api_app_id": "A0FAKE",
+            "token": "legacy-verification-token",
+            "trigger_id": uuid.uuid4().hex,
+            "view": {**view, "state": {"values": state}, "team_id": self.team_id},
+        }
+        return urlencode({"payload": json.dumps(payload)})
 
     def _m_chat_update(self, args: Json) -> Json:
         message = self._find(str(args.get("channel")), str(args.get("ts")))
         if message.streaming:
             raise SlackError("cant_update_message")
         message.text, message.markdown = self._text(args)
+        message.blocks = self._blocks(args.get("blocks"))
         return {"channel": message.channel, "ts": message.ts, "text": message.text}
 
     def _m_chat_delete(self, args: Json) -> Json:
@@ -515,7 +630,9 @@ class FakeSlack:
 
     def _m_chat_stopStream(self, args: Json) -> Json:
         message = self._streaming(args)
-        self._append(message, args)
+        blocks = self._blocks(args.get("blocks"))  # rendered below the text
+        self._append(message, {k: v for k, v in args.items() if k != "blocks"})
+        message.blocks.extend(blocks)
         message.streaming = False
         return {"channel": message.channel, "ts": message.ts, "message": message.as_api()}
 

@@ -34,6 +34,7 @@ class FakeSource:
     fail_with: BaseException | None = None
     sinks: list[RecordingSink] = field(default_factory=list)
     seeded: int = 0
+    private: list[str] = field(default_factory=list)
 
     async def read(self, env: Envelope) -> IncomingMessage:
         if self.fail_with is not None:
@@ -47,6 +48,9 @@ class FakeSource:
     def reply(self, env: Envelope) -> RecordingSink:
         self.sinks.append(RecordingSink())
         return self.sinks[-1]
+
+    async def tell_privately(self, env: Envelope, text: str) -> None:
+        self.private.append(text)
 
     async def holds_thread(self, env: Envelope) -> bool:
         return self.holds
