@@ -129,6 +129,11 @@ def test_no_policy_file_means_the_settings_behaviour() -> None:
     assert found.persona.tools.allows("anything")
     assert not found.persona.allow_mentions and found.persona.approve_tools.none
     assert not Policy(base=Base(tools=False)).persona(Place("slack")).tools.allows("x")
+    # BOT_TOOLS off means no tools at all, whatever the file lists.
+    listed = parse_policy('default:\n  tools: ["*"]\nchannels:\n  "slack:C": {tools: [x]}\n')
+    off = Policy(listed, Base(tools=False))
+    assert not off.persona(Place("slack", "T", "C", "U")).tools.allows("x")
+    assert not off.persona(Place("slack")).tools.allows("x")
 
 
 @pytest.mark.parametrize(

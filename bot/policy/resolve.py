@@ -215,7 +215,8 @@ class Policy:
         generation = {
             name: merged.get(name, getattr(base.generation, name)) for name in _GENERATION_FIELDS
         }
-        tools = merged.get("tools", [ALL_TOOLS] if base.tools else [])
+        # BOT_TOOLS off means no tools at all, whatever a layer lists.
+        tools = merged.get("tools", [ALL_TOOLS]) if base.tools else []
         return Persona(
             name=name,
             model=merged.get("model", base.model),
