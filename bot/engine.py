@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -56,10 +57,12 @@ from bot.pixel_budget import PixelBudget
 from bot.redact import Redactor
 from bot.rejected import without_rejected
 from bot.settings import GenerationParams, Limits, Settings
-from bot.sink import FinalReply, ReplySink
+from bot.sink import FinalReply, ReplySink, show_tool_progress
 from bot.store import ConversationStore
 from bot.tokens import estimate_tokens
-from bot.tools import ToolBox, ToolCalls
+from bot.tools import ToolBox, ToolCalls, ToolProgress
+from bot.tools.approval import ApprovalBoard
+from bot.tools.turn import TurnTools, approval_gate
 from bot.usage import Governance
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,7 @@ class _Pusher:
         self._shown = ""
         self._chunks: list[str] = []
         self._status: str | None = None
+        self._steps: list[ToolProgress] = []  # every step is shown, in order
         self._wake = asyncio.Event()
         self._in_sink = False
         self._closing = False
@@ -144,6 +148,10 @@ class _Pusher:
         self._status = status
         self._wake.set()
 
+    def tool(self, step: ToolProgress) -> None:
+        self._steps.append(step)
+        self._wake.set()
+
     async def _run(self) -> None:
         shown = 0
         while True:
@@ -151,6 +159,10 @@ class _Pusher:
             self._wake.clear()
             self._in_sink = True
             try:
+                while self._steps:
+                    step = self._steps.pop(0)
+                    summary = self._redact(step.summary)
+                    await show_tool_progress(self._sink, dataclasses.replace(step, summary=summary))
                 if self._status is not None:
                     status, self._status = self._status, None
                     await self._sink.progress(self._redact(status))
@@ -193,6 +205,7 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.toolbox = toolbox or ToolBox()
         self.governance = governance  # the policy, usage meter and quotas; None: none
+        self.approvals = ApprovalBoard(store.redis)  # tools waiting for the asker's yes
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._system_tokens = estimate_tokens(config.system_prompt)
         self.documents = DocumentReader.for_store(store, config.limits)
@@ -343,7 +356,7 @@ class Engine:
                 self.config.system_prompt, history.turns, history.images, documents
             )
             try:
-                answer = await self._complete(messages, model, prepared, sink, started)
+                answer = await self._complete(messages, model, prepared, sink, started, msg)
             except (BadRequestError, RequestTooLargeError) as exc:
                 kept = without_rejected(turn, exc)
                 if kept is None:
@@ -361,9 +374,11 @@ class Engine:
         prepared: _Prepared,
         sink: ReplySink,
         started: float,
+        msg: IncomingMessage,
     ) -> _Answer:
         """Stream the model's answer, running tool calls until it gives text."""
-        tools = await self.toolbox.specs() if self.config.tools else None
+        rules = TurnTools.at(self.governance, msg, enabled=self.config.tools)
+        tools = (await self.toolbox.specs(rules.allowed) or None) if self.config.tools else None
         notes = prepared.notes
         usage = Usage()
         rounds = self.config.max_tool_rounds
@@ -372,7 +387,10 @@ class Engine:
                 self.toolbox,
                 self.metrics,
                 timeout=self.config.tool_timeout,
-                on_progress=lambda progress: pusher.status(progress.status_line()),
+                on_progress=pusher.tool,
+                allowed=rules.allowed,
+                approval=approval_gate(self.approvals, msg, sink),
+                needs_approval=rules.needs_approval,
             )
             for round_ in range(rounds + 1):
                 # The last request offers no tools, so the model has to answer in text.
