@@ -4,6 +4,7 @@ Interactive: a prompt, answers streamed token by token, a "thinking" line while 
 model has not written yet. Commands: `/image PATH-or-URL` attaches an image to the next
 message, `/file PATH` a document (PDF, Office file, spreadsheet, text), `/reset` starts
 over, `/model NAME` switches model, `/help`, `/quit`.
+Each tool call the model makes leaves one dim line (its name, arguments and outcome).
 Piped stdin: each line is a message; the answers go to stdout, and it exits at EOF.
 
 The conversation is kept in the store under the user's name, so with `REDIS_URL` set a
@@ -27,6 +28,7 @@ from bot.metrics import Metrics
 from bot.serve import build_engine, config_problem
 from bot.settings import Settings
 from bot.sink import FinalReply
+from bot.tools import ToolProgress
 
 HELP = """\
 Commands:
@@ -56,6 +58,17 @@ class TerminalSink:
     async def progress(self, status: str) -> None:
         if self._shown == 0:
             self._set_status(status)
+
+    async def tool_progress(self, event: ToolProgress) -> None:
+        """A dim line per finished call; the steps before it are the status line."""
+        if event.state not in ("done", "error"):
+            await self.progress(event.status_line())
+            return
+        if self._status is not None:
+            self._clear_status()
+            mark = "✓" if event.state == "done" else "✗"
+            self._status.write(f"\x1b[2m🔧 {event.name} {mark} {event.summary}\x1b[0m\n")
+            self._status.flush()
 
     async def update(self, text: str) -> None:
         self._clear_status()
@@ -149,6 +162,7 @@ async def chat(
         return 2
     interactive = stdin.isatty() and out.isatty()
     engine = build_engine(settings, Metrics())
+    engine.toolbox.start()  # MCP servers connect while the person types
     intake = build_intake(engine)
     key = ConversationKey("cli", "local", getpass.getuser(), "default")
     pending_files: list[Attachment] = []
