@@ -159,10 +159,7 @@ class _Pusher:
             self._wake.clear()
             self._in_sink = True
             try:
-                while self._steps:
-                    step = self._steps.pop(0)
-                    summary = self._redact(step.summary)
-                    await show_tool_progress(self._sink, dataclasses.replace(step, summary=summary))
+                await self._show_steps()
                 if self._status is not None:
                     status, self._status = self._status, None
                     await self._sink.progress(self._redact(status))
@@ -178,12 +175,19 @@ class _Pusher:
                 return
             await asyncio.sleep(self._sink.min_update_interval)
 
+    async def _show_steps(self) -> None:
+        while self._steps:
+            step = self._steps.pop(0)
+            summary = self._redact(step.summary)
+            await show_tool_progress(self._sink, dataclasses.replace(step, summary=summary))
+
     async def close(self) -> None:
         self._closing = True
         if not self._in_sink:
             self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        await self._show_steps()  # a tool's last steps are shown even in the final second
 
 
 class Engine:
