@@ -108,8 +108,8 @@ class CommandHandler:
                 log.warning("could not acknowledge /chat %s: %s", interaction.id, exc)
                 return
             outlet = InteractionOutlet(interaction, original_id)
-            sink = AnswerSink(outlet, first_message=original_id)
             channel = _channel(interaction)
+            sink = AnswerSink(outlet, first_message=original_id, ask_in=channel)
             key, opens_thread = conversation_at(channel, interaction.guild_id, original_id)
             env = Envelope(
                 platform=PLATFORM,

@@ -82,7 +82,7 @@ class MessageSource:
         return to_incoming(env.key, env.text, message.author, fetched, seed=seed)
 
     def reply(self, env: Envelope) -> AnswerSink:
-        return AnswerSink(ChannelOutlet(self.where), typing=self.where)
+        return AnswerSink(ChannelOutlet(self.where), typing=self.where, ask_in=self.where)
 
     async def holds_thread(self, env: Envelope) -> bool:
         """A thread the bot started (on a message it answered) is the bot's."""

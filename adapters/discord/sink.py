@@ -5,6 +5,10 @@ into messages, edited as it grows (the engine pushes at most once a second). Whe
 messages go is an `Outlet`: a channel by the bot token, or an interaction's original
 response and followups by its token.
 
+Until the answer's text arrives, each tool call is a short line in the message being
+edited (`-# 🔧 name(args) …`, then ✓ or ✗); a tool that needs approval is asked for with
+persistent buttons in the channel (`adapters.discord.approval`).
+
 Everything is sent with no allowed mentions, so model output can never ping anyone.
 """
 
@@ -19,9 +23,13 @@ from typing import Protocol, TypeVar
 import aiohttp
 import discord
 
+from adapters.discord.approval import post_approval
 from adapters.discord.types import ReplyChannel
+from bot.errors import ToolError
 from bot.reply import MessageChain
 from bot.sink import FinalReply
+from bot.tools.approval import ApprovalRequest
+from bot.tools.base import ToolProgress
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +194,18 @@ def final_text(reply: FinalReply) -> str:
     return "\n\n".join(parts) or EMPTY_ANSWER
 
 
+def tool_line(event: ToolProgress, args: str) -> str:
+    """One tool call as a line of Discord's small subtext."""
+    call = f"🔧 {event.name}({args})"
+    if event.state == "done":
+        return f"-# {call} ✓"
+    if event.state == "error":
+        return f"-# {call} ✗ {event.summary}"
+    if event.state == "awaiting_approval":
+        return f"-# {call} waiting for approval…"
+    return f"-# {call} …"
+
+
 class AnswerSink:
     """A `ReplySink` that streams into Discord messages through an `Outlet`."""
 
@@ -197,12 +217,17 @@ class AnswerSink:
         *,
         typing: ReplyChannel | None = None,
         first_message: int | None = None,
+        ask_in: ReplyChannel | None = None,
     ) -> None:
+        """`ask_in`: where approval buttons are posted (the answer's channel or thread)."""
         self._chain: MessageChain[int] = MessageChain(_Reported(outlet), first=first_message)
         self._typing_channel = typing
         self._typing: asyncio.Task[None] | None = None
         self._texted = asyncio.Event()
         self._text = ""  # the answer so far, without any status
+        self._ask_in = ask_in
+        self._tool_lines: dict[str, str] = {}  # by call id, in the order the calls came
+        self._tool_args: dict[str, str] = {}
         self.done = False  # finish() or fail() has run: the reply is complete
 
     async def start(self) -> None:
@@ -212,6 +237,18 @@ class AnswerSink:
     async def progress(self, status: str) -> None:
         if not self._text and not self.done:
             await self._chain.render(f"-# {status}", final=False)
+
+    async def tool_progress(self, event: ToolProgress) -> None:
+        args = self._tool_args.setdefault(event.call_id, event.summary)
+        self._tool_lines[event.call_id] = tool_line(event, args)
+        if not self._text and not self.done:
+            await self._chain.render("\n".join(self._tool_lines.values()), final=False)
+
+    async def ask_approval(self, request: ApprovalRequest) -> None:
+        """Post the buttons; a failure reaches the model as the tool's error."""
+        if self._ask_in is None:
+            raise ToolError("there is no channel to ask the person for approval in")
+        await post_approval(self._ask_in, request)
 
     async def update(self, text: str) -> None:
         if not text.strip() or self.done:
