@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from typing import Any
 
 import discord
@@ -50,10 +51,12 @@ def _button(verdict: str, request_id: str, asker_id: str) -> discord.ui.Button[A
     )
 
 
-class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
-    """Approve or Deny for one request; `register_approval` binds a subclass to an engine."""
+# Each client's engine (several clients may run in one process: tests, shards).
+_ENGINES: weakref.WeakKeyDictionary[discord.Client, Engine] = weakref.WeakKeyDictionary()
 
-    engine: Engine | None = None
+
+class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TEMPLATE):
+    """Approve or Deny for one request, handled by the engine of the client it reaches."""
 
     def __init__(self, verdict: str, request_id: str, asker_id: str) -> None:
         super().__init__(_button(verdict, request_id, asker_id))
@@ -72,7 +75,7 @@ class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TE
         return cls(match["verdict"], match["request"], match["asker"])
 
     async def callback(self, interaction: discord.Interaction[discord.Client]) -> None:
-        engine = self.engine
+        engine = _ENGINES.get(interaction.client)
         if engine is None:
             return
         user = str(interaction.user.id)
@@ -111,9 +114,5 @@ async def post_approval(channel: ReplyChannel, request: ApprovalRequest) -> None
 
 def register_approval(client: discord.Client, engine: Engine) -> None:
     """Handle Approve and Deny presses on `client`, including buttons posted before a restart."""
-
-    class Bound(ApprovalButton, template=TEMPLATE):
-        """The buttons of this client's engine (each client in a process has its own)."""
-
-    Bound.engine = engine
-    client.add_dynamic_items(Bound)
+    _ENGINES[client] = engine
+    client.add_dynamic_items(ApprovalButton)

@@ -63,6 +63,7 @@ class InteractionRecord:
     created: float  # wall-clock seconds, like the snowflake it is derived from
     original_id: str | None = None
     expired: bool = False
+    message_id: str | None = None  # the message whose button was pressed
 
 
 def _now_iso() -> str:
@@ -101,6 +102,8 @@ class FakeDiscord:
         self.channels: dict[str, Json] = {}
         self.messages: dict[str, Json] = {}
         self.interactions: dict[str, InteractionRecord] = {}  # by token
+        self.ephemerals: list[Json] = []  # interaction answers only the presser saw
+        self._pressers: dict[str, str] = {}  # interaction id -> user id
         self.files: dict[str, tuple[bytes, str]] = {}  # CDN path -> (bytes, content type)
         self.calls: list[Call] = []
         self.identifies: list[Json] = []
@@ -347,6 +350,31 @@ class FakeDiscord:
         created_at: float | None = None,
     ) -> InteractionRecord:
         """A slash command someone runs; dispatched as INTERACTION_CREATE."""
+        data: Json = {
+            "id": self.snowflake(),
+            "name": name,
+            "type": 1,
+            "options": options or [],
+        }
+        if attachments:
+            data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
+        return await self._interact(channel_id, user, 2, data, created_at=created_at)
+
+    async def click(self, message: Json, custom_id: str, user: Json) -> InteractionRecord:
+        """Someone presses the button `custom_id` on `message` (a component interaction)."""
+        data: Json = {"custom_id": custom_id, "component_type": 2}
+        return await self._interact(message["channel_id"], user, 3, data, message=message)
+
+    async def _interact(
+        self,
+        channel_id: str,
+        user: Json,
+        kind: int,
+        data: Json,
+        *,
+        created_at: float | None = None,
+        message: Json | None = None,
+    ) -> InteractionRecord:
         channel = self.channels[channel_id]
         interaction_id = self.snowflake(at=created_at)
         token = f"itoken-{interaction_id}"
@@ -356,20 +384,13 @@ class FakeDiscord:
             channel_id,
             channel.get("guild_id"),
             created=time.time() if created_at is None else created_at,
+            message_id=message["id"] if message else None,
         )
         self.interactions[token] = record
-        data: Json = {
-            "id": self.snowflake(),
-            "name": name,
-            "type": 1,
-            "options": options or [],
-        }
-        if attachments:
-            data["resolved"] = {"attachments": {a["id"]: a for a in attachments}}
         payload: Json = {
             "id": interaction_id,
             "application_id": self.app_id,
-            "type": 2,
+            "type": kind,
             "data": data,
             "channel_id": channel_id,
             "channel": channel,
@@ -381,6 +402,9 @@ class FakeDiscord:
             "authorizing_integration_owners": {"0": channel.get("guild_id", "0")},
             "attachment_size_limit": 25 * 1024 * 1024,
         }
+        if message is not None:
+            payload["message"] = message
+        self._pressers[interaction_id] = str(user["id"])
         if "guild_id" in channel:
             payload["guild_id"] = channel["guild_id"]
             payload["guild_locale"] = "en-US"
@@ -625,6 +649,9 @@ class FakeDiscord:
 
     # ---- REST: interactions and their webhooks ------------------------------------------
 
+    def _presser(self, record: InteractionRecord) -> str:
+        return self._pressers.get(record.id, "")
+
     def _live(self, token: str) -> InteractionRecord | None:
         record = self.interactions.get(token)
         if record is None or record.expired or time.time() - record.created > TOKEN_LIFETIME:
@@ -640,6 +667,14 @@ class FakeDiscord:
         body = _body(request)
         response_type = body["type"]
         data = body.get("data") or {}
+        if response_type == 7 and record.message_id in self.messages:  # UPDATE_MESSAGE
+            record.original_id = record.message_id
+            self._apply_edit(self.messages[record.message_id], data)
+            return web.Response(status=204)
+        if int(data.get("flags") or 0) & 64:  # only the person who pressed sees it
+            record.original_id = ""
+            self.ephemerals.append({"user_id": self._presser(record), **data})
+            return web.Response(status=204)
         loading = response_type == 5
         message = self._message(
             record.channel_id,
@@ -727,6 +762,8 @@ class FakeDiscord:
     def _apply_edit(self, message: Json, body: Json) -> Json:
         if "content" in body:
             message["content"] = body["content"] or ""
+        if "components" in body:
+            message["components"] = body["components"] or []
         message["flags"] = int(message.get("flags") or 0) & ~128  # no longer "thinking"
         message["edited_timestamp"] = _now_iso()
         return message
@@ -753,6 +790,7 @@ class FakeDiscord:
         if len(body["content"]) > 2000:
             return _error(400, 50035, "Invalid Form Body: content longer than 2000")
         message = self._message(channel_id, self.bot_user, body["content"])
+        message["components"] = body.get("components") or []
         await self._echo(message)
         return _json(message)
 
