@@ -79,7 +79,7 @@ async def test_each_call_is_a_progress_line_in_the_answer(bot: DiscordBot) -> No
     assert '-# 🔧 fake__lookup(key="a") ✓' in shown
 
 
-async def test_only_the_asker_approves_then_the_tool_runs(bot: DiscordBot) -> None:
+async def test_only_the_asker_approves_even_after_a_restart_and_then_the_tool_runs(bot: DiscordBot) -> None:
     bot.llm.enqueue(
         Reply("", tool_calls=[FakeToolCall("fake__delete_item", '{"item": "x"}', "d1")]),
         Reply("Deleted x."),
@@ -88,6 +88,9 @@ async def test_only_the_asker_approves_then_the_tool_runs(bot: DiscordBot) -> No
     message = await approval_message(bot, thread)
     approve, deny = buttons(message)
     assert approve.startswith("parley:tool:approve:") and deny.startswith("parley:tool:deny:")
+    # As after a restart: no view of the posted message is in memory, only the
+    # DynamicItem registered at start-up, which reads everything from the custom id.
+    bot.platform.client._connection._view_store._views.clear()
     await bot.discord.click(message, approve, bot.bob)
     await bot.discord.wait_until(lambda: bool(bot.discord.ephemerals))
     assert bot.discord.ephemerals[0]["content"] == f"Only <@{bot.alice['id']}> can approve this."
