@@ -79,7 +79,7 @@ async def test_each_call_is_a_progress_line_in_the_answer(bot: DiscordBot) -> No
     assert '-# 🔧 fake__lookup(key="a") ✓' in shown
 
 
-async def test_only_the_asker_approves_even_after_a_restart_and_then_the_tool_runs(bot: DiscordBot) -> None:
+async def test_only_the_asker_approves_even_after_a_restart(bot: DiscordBot) -> None:
     bot.llm.enqueue(
         Reply("", tool_calls=[FakeToolCall("fake__delete_item", '{"item": "x"}', "d1")]),
         Reply("Deleted x."),
