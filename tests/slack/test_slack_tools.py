@@ -278,3 +278,32 @@ async def test_a_server_killed_mid_conversation_fails_the_call_not_the_answer(
         )
 
     await until(restarted)
+
+
+async def test_a_server_that_is_down_at_start_blocks_neither_readiness_nor_answers(
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "mcp.json"
+    missing = {"command": str(tmp_path / "no-such-server")}
+    config.write_text(json.dumps({"mcpServers": {"gone": missing}}))
+    settings = slack_settings(
+        fake_slack, fake_llm, redis_url, bot_tools=True, bot_mcp_config=str(config)
+    )
+    service = await started_service(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{service.port}/readyz"
+            async with http.get(url) as response:
+                assert response.status == 200
+            bot = SlackBot(fake_slack, fake_llm, service, http)
+            question = await ask(bot, "hello")
+            text = await wait_answer(fake_slack, question.ts, channel="C1")
+            assert "You said" in text
+            offered = [t["function"]["name"] for t in fake_llm.requests[-1].body["tools"]]
+            assert "fetch_url" in offered and not any(n.startswith("gone__") for n in offered)
+    finally:
+        await service.shutdown()
