@@ -36,10 +36,7 @@ def custom_id(verdict: str, request_id: str, asker_id: str) -> str:
 
 
 def approval_text(request: ApprovalRequest) -> str:
-    return (
-        f"<@{request.asker_id}>, I'd like to use `{request.tool}` ({request.summary}), "
-        "which changes something. Shall I?"
-    )
+    return request.question(f"<@{request.asker_id}>")
 
 
 def _button(verdict: str, request_id: str, asker_id: str) -> discord.ui.Button[Any]:
@@ -99,9 +96,7 @@ class ApprovalButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=TE
                 text = f"Only <@{self.asker_id}> can approve this."
             else:
                 text = "This was already answered, or it waited too long and expired."
-            await interaction.response.send_message(
-                text, ephemeral=True, allowed_mentions=NO_PINGS
-            )
+            await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 async def post_approval(channel: ReplyChannel, request: ApprovalRequest) -> None:

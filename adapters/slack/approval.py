@@ -31,10 +31,7 @@ MAX_VALUE = 200  # a button's value is at most 2,000 characters; ours are far sh
 
 
 def approval_text(request: ApprovalRequest) -> str:
-    return (
-        f"<@{request.asker_id}>, I'd like to use `{request.tool}` ({request.summary}), "
-        "which changes something. Shall I?"
-    )
+    return request.question(f"<@{request.asker_id}>")
 
 
 def approval_blocks(request: ApprovalRequest) -> list[dict[str, Any]]:

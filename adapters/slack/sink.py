@@ -26,7 +26,7 @@ from typing import Any
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.approval import post_approval
-from adapters.slack.calls import slack_call
+from adapters.slack.calls import Outcome, slack_call
 from adapters.slack.status import ThinkingIndicator
 from bot.reply import MessageChain
 from bot.sink import FinalReply
@@ -152,7 +152,7 @@ class SlackSink:
                 if final:
                     if await self._stop_stream(message, delta):
                         return True
-                elif not delta or await self._append(message, delta):
+                elif not delta or (await self._append(message, markdown_text=delta)).ok:
                     return True
             else:
                 await self._stop_stream(message, "")  # the split moved: edit the rest
@@ -190,13 +190,7 @@ class SlackSink:
         last = messages[-1]
         if not last.streaming:
             return False
-        out = await slack_call(
-            self._client.chat_appendStream,
-            channel=self._target.channel,
-            ts=last.ts,
-            chunks=chunks,
-            quiet=True,
-        )
+        out = await self._append(last, chunks=chunks)
         if out.ok:
             return True
         if out.error == STREAM_ENDED:
@@ -237,15 +231,15 @@ class SlackSink:
         message.streaming = False
         return out.ok
 
-    async def _append(self, message: Posted, delta: str) -> bool:
-        out = await slack_call(
+    async def _append(self, message: Posted, **content: Any) -> Outcome:
+        """Append text (`markdown_text`) or task cards (`chunks`) to a streaming message."""
+        return await slack_call(
             self._client.chat_appendStream,
             channel=self._target.channel,
             ts=message.ts,
-            markdown_text=delta,
             quiet=True,  # message_not_in_streaming_state: Slack ended it; edits take over
+            **content,
         )
-        return out.ok
 
     async def _post(self, text: str, *, stream: bool) -> Posted | None:
         target = self._target

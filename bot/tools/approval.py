@@ -66,6 +66,13 @@ class ApprovalRequest:
     tool: str
     summary: str  # the call's arguments in one line, for the buttons' message
 
+    def question(self, asker: str) -> str:
+        """What the buttons' message asks; `asker` is how the platform names the asker."""
+        return (
+            f"{asker}, I'd like to use `{self.tool}` ({self.summary}), which changes "
+            "something. Shall I?"
+        )
+
 
 class ApprovalBoard:
     """Requests for approval and their decisions, shared by every replica on one Redis."""

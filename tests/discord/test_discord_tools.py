@@ -16,8 +16,8 @@ import redis.asyncio as aioredis
 
 from tests.discord.harness import DiscordBot, discord_bot
 from tests.fakes.discord_api import FakeDiscord, Json
-from tests.fakes.llm_server import FakeLLM, FakeToolCall, Reply
-from tests.slack.test_slack_tools import until
+from tests.fakes.llm_server import FakeLLM
+from tests.slack.test_slack_tools import calls_then, until
 
 
 def tool_results(llm: FakeLLM) -> dict[str, str]:
@@ -66,10 +66,7 @@ async def approval_message(bot: DiscordBot, thread: str) -> Json:
 
 
 async def test_each_call_is_a_progress_line_in_the_answer(bot: DiscordBot) -> None:
-    bot.llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__lookup", '{"key": "a"}', "c1")]),
-        Reply("It is a."),
-    )
+    calls_then(bot.llm, "fake__lookup", '{"key": "a"}', "c1", "It is a.")
     thread = await bot.ask("look a up")
     [answer] = await bot.answered(thread, text="It is a.")
     assert tool_results(bot.llm)["c1"].startswith("value of a")
@@ -80,10 +77,7 @@ async def test_each_call_is_a_progress_line_in_the_answer(bot: DiscordBot) -> No
 
 
 async def test_only_the_asker_approves_even_after_a_restart(bot: DiscordBot) -> None:
-    bot.llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__delete_item", '{"item": "x"}', "d1")]),
-        Reply("Deleted x."),
-    )
+    calls_then(bot.llm, "fake__delete_item", '{"item": "x"}', "d1", "Deleted x.")
     thread = await bot.ask("delete x")
     message = await approval_message(bot, thread)
     approve, deny = buttons(message)
@@ -103,10 +97,7 @@ async def test_only_the_asker_approves_even_after_a_restart(bot: DiscordBot) -> 
 
 
 async def test_deny_tells_the_model(bot: DiscordBot) -> None:
-    bot.llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__delete_item", '{"item": "y"}', "d1")]),
-        Reply("Left it alone."),
-    )
+    calls_then(bot.llm, "fake__delete_item", '{"item": "y"}', "d1", "Left it alone.")
     thread = await bot.ask("delete y")
     message = await approval_message(bot, thread)
     await bot.discord.click(message, buttons(message)[1], bot.alice)

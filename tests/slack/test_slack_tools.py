@@ -79,6 +79,11 @@ async def tool_bot(
         await service.shutdown()
 
 
+def calls_then(llm: FakeLLM, name: str, args: str, call_id: str, answer: str) -> None:
+    """The model's next answer: first it calls `name`, then it says `answer`."""
+    llm.enqueue(Reply("", tool_calls=[FakeToolCall(name, args, call_id)]), Reply(answer))
+
+
 def tool_results(llm: FakeLLM) -> dict[str, str]:
     """What each tool call returned to the model in the last request, by call id."""
     sent = llm.requests[-1].body["messages"]
@@ -118,10 +123,7 @@ async def press(
 
 async def test_results_reach_the_model_and_task_cards_stream_in_order(tool_bot: SlackBot) -> None:
     fake, llm = tool_bot.fake, tool_bot.llm
-    llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__lookup", '{"key": "a"}', "c1")]),
-        Reply("It is a."),
-    )
+    calls_then(llm, "fake__lookup", '{"key": "a"}', "c1", "It is a.")
     question = await ask(tool_bot, "look a up")
     text = await wait_answer(fake, question.ts, channel="C1")
     assert tool_results(llm)["c1"].startswith("value of a from pid")
@@ -139,9 +141,7 @@ async def test_where_task_cards_are_refused_the_status_line_shows_the_tool(
 ) -> None:
     fake, llm = tool_bot.fake, tool_bot.llm
     fake.refuse_task_chunks = "invalid_chunks"
-    llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__lookup", '{"key": "b"}', "c1")]), Reply("B.")
-    )
+    calls_then(llm, "fake__lookup", '{"key": "b"}', "c1", "B.")
     question = await ask(tool_bot, "look b up")
     text = await wait_answer(fake, question.ts, channel="C1")
     assert "B." in text and not fake.task_updates
@@ -152,10 +152,7 @@ async def test_where_task_cards_are_refused_the_status_line_shows_the_tool(
 
 async def test_only_the_asker_approves_and_then_the_tool_runs(tool_bot: SlackBot) -> None:
     fake, llm = tool_bot.fake, tool_bot.llm
-    llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__delete_item", '{"item": "x"}', "d1")]),
-        Reply("Deleted x."),
-    )
+    calls_then(llm, "fake__delete_item", '{"item": "x"}', "d1", "Deleted x.")
     question = await ask(tool_bot, "delete x")
     buttons = await approval_message(fake, question.ts)
     assert f"<@{ASKER}>" in buttons.text and "fake__delete_item" in buttons.text
@@ -175,10 +172,7 @@ async def test_only_the_asker_approves_and_then_the_tool_runs(tool_bot: SlackBot
 
 async def test_deny_tells_the_model_it_was_refused(tool_bot: SlackBot) -> None:
     fake, llm = tool_bot.fake, tool_bot.llm
-    llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__delete_item", '{"item": "y"}', "d1")]),
-        Reply("I didn't delete it."),
-    )
+    calls_then(llm, "fake__delete_item", '{"item": "y"}', "d1", "I didn't delete it.")
     question = await ask(tool_bot, "delete y")
     await press(tool_bot, await approval_message(fake, question.ts), DENY, ASKER)
     text = await wait_answer(fake, question.ts, channel="C1")
@@ -192,10 +186,7 @@ async def test_a_click_reaching_another_replica_releases_the_waiting_one(
     fake, llm = tool_bot.fake, tool_bot.llm
     other = await started_service(slack_settings(fake, llm, redis_url, bot_tools=True))
     try:
-        llm.enqueue(
-            Reply("", tool_calls=[FakeToolCall("fake__delete_item", '{"item": "z"}', "d1")]),
-            Reply("Done."),
-        )
+        calls_then(llm, "fake__delete_item", '{"item": "z"}', "d1", "Done.")
         question = await ask(tool_bot, "delete z")
         buttons = await approval_message(fake, question.ts)
         elsewhere = f"http://127.0.0.1:{other.port}/slack/events"
@@ -226,18 +217,13 @@ async def test_the_policy_decides_per_channel_which_tools_are_offered_and_approv
     try:
         async with aiohttp.ClientSession() as http:
             bot = SlackBot(fake_slack, fake_llm, service, http)
-            fake_llm.enqueue(
-                Reply("", tool_calls=[FakeToolCall("fake__lookup", '{"key": "a"}', "c1")]),
-                Reply("Not here."),
-            )
+            calls_then(fake_llm, "fake__lookup", '{"key": "a"}', "c1", "Not here.")
             question = await ask(bot, "look a up", channel="C2")
             await wait_answer(fake_slack, question.ts, channel="C2")
             offered = [t["function"]["name"] for t in fake_llm.requests[0].body["tools"]]
             assert offered == ["fake__report"]
             assert tool_results(fake_llm) == {"c1": "Error: There is no tool named 'fake__lookup'."}
-            fake_llm.enqueue(
-                Reply("", tool_calls=[FakeToolCall("fake__report", "{}", "r1")]), Reply("Asked.")
-            )
+            calls_then(fake_llm, "fake__report", "{}", "r1", "Asked.")
             question = await ask(bot, "count", channel="C2")
             buttons = await approval_message(fake_slack, question.ts, channel="C2")
             await press(bot, buttons, DENY, ASKER)  # approve_tools asked before it ran
@@ -256,10 +242,7 @@ async def test_a_server_killed_mid_conversation_fails_the_call_not_the_answer(
 ) -> None:
     fake, llm = tool_bot.fake, tool_bot.llm
     pid = int((tmp_path / "fake.pid").read_text())
-    llm.enqueue(
-        Reply("", tool_calls=[FakeToolCall("fake__slow", '{"seconds": 60}', "s1")]),
-        Reply("The server went away."),
-    )
+    calls_then(llm, "fake__slow", '{"seconds": 60}', "s1", "The server went away.")
     question = await ask(tool_bot, "be slow")
     await fake.wait_for(
         lambda: any(u["status"] == "in_progress" for u in fake.task_updates),
@@ -273,8 +256,10 @@ async def test_a_server_killed_mid_conversation_fails_the_call_not_the_answer(
 
     async def restarted() -> bool:
         path = tmp_path / "fake.pid"
-        return path.exists() and path.read_text() != str(pid) and bool(
-            await tool_bot.service.engine.toolbox.available()
+        return (
+            path.exists()
+            and path.read_text() != str(pid)
+            and bool(await tool_bot.service.engine.toolbox.available())
         )
 
     await until(restarted)
