@@ -393,7 +393,7 @@ class Engine:
                 timeout=self.config.tool_timeout,
                 on_progress=pusher.tool,
                 allowed=rules.allowed,
-                approval=approval_gate(self.approvals, msg, sink),
+                approval=approval_gate(self.approvals, msg, sink, self.config.redactor),
                 needs_approval=rules.needs_approval,
             )
             for round_ in range(rounds + 1):

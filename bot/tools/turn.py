@@ -9,12 +9,14 @@ channel; its `approve_tools` adds to the tools that need the asker's approval (M
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.conversation import IncomingMessage
 from bot.policy import Persona, Place
 from bot.sink import ReplySink, approval_asker
-from bot.tools.approval import ApprovalBoard, BoardApproval, DecideOutcome
+from bot.tools.approval import ApprovalBoard, ApprovalRequest, BoardApproval, DecideOutcome
 from bot.tools.registry import ToolPredicate
 from bot.usage import Governance
 
@@ -57,12 +59,17 @@ class TurnTools:
 
 
 def approval_gate(
-    board: ApprovalBoard, msg: IncomingMessage, sink: ReplySink
+    board: ApprovalBoard, msg: IncomingMessage, sink: ReplySink, redact: Callable[[str], str]
 ) -> BoardApproval | None:
-    """The gate that asks `msg`'s author through `sink`; None where the sink can't ask."""
-    ask = approval_asker(sink)
-    if ask is None:
+    """The gate that asks `msg`'s author through `sink`; None where the sink can't ask.
+    The arguments shown with the buttons are `redact`ed, as everything posted is."""
+    show = approval_asker(sink)
+    if show is None:
         return None
+
+    async def ask(request: ApprovalRequest) -> None:
+        await show(dataclasses.replace(request, summary=redact(request.summary)))
+
     return BoardApproval(board, conversation=msg.key.id, asker_id=msg.author_id, ask=ask)
 
 

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from adapters.slack.approval import APPROVE, DENY
 from bot.serve import Service
 from tests.fakes.llm_server import FakeLLM, FakeToolCall, Reply
-from tests.fakes.slack_api import FakeSlack, Message
+from tests.fakes.slack_api import BOT_TOKEN, FakeSlack, Message
 from tests.slack.conftest import SlackBot, slack_settings, started_service, wait_answer
 
 ASKER = "U0ASKER"
@@ -170,12 +170,18 @@ async def test_only_the_asker_approves_and_then_the_tool_runs(tool_bot: SlackBot
     assert statuses == ["pending", "pending", "in_progress", "complete"]
 
 
-async def test_deny_tells_the_model_it_was_refused(tool_bot: SlackBot) -> None:
+async def test_deny_tells_the_model_it_was_refused_and_no_secret_is_shown(
+    tool_bot: SlackBot,
+) -> None:
     fake, llm = tool_bot.fake, tool_bot.llm
-    calls_then(llm, "fake__delete_item", '{"item": "y"}', "d1", "I didn't delete it.")
+    args = json.dumps({"item": f"y {BOT_TOKEN}"})
+    calls_then(llm, "fake__delete_item", args, "d1", "I didn't delete it.")
     question = await ask(tool_bot, "delete y")
-    await press(tool_bot, await approval_message(fake, question.ts), DENY, ASKER)
+    buttons = await approval_message(fake, question.ts)
+    assert "y " in buttons.text and BOT_TOKEN not in json.dumps(buttons.blocks)
+    await press(tool_bot, buttons, DENY, ASKER)
     text = await wait_answer(fake, question.ts, channel="C1")
+    assert all(BOT_TOKEN not in json.dumps(update) for update in fake.task_updates)
     assert tool_results(llm)["d1"].startswith("Error: fake__delete_item changes something")
     assert "I didn't delete it." in text and "Tools used" not in text
 
