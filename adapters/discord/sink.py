@@ -228,6 +228,8 @@ class AnswerSink:
         self._ask_in = ask_in
         self._tool_lines: dict[str, str] = {}  # by call id, in the order the calls came
         self._tool_args: dict[str, str] = {}
+        self._tools_stale = False
+        self._tools_shown: asyncio.Task[None] | None = None
         self.done = False  # finish() or fail() has run: the reply is complete
 
     async def start(self) -> None:
@@ -239,9 +241,17 @@ class AnswerSink:
             await self._chain.render(f"-# {status}", final=False)
 
     async def tool_progress(self, event: ToolProgress) -> None:
+        """Update the call's line; the lines are shown by one edit at a time, the latest
+        state each time, so a round of quick calls is not a burst of edits."""
         args = self._tool_args.setdefault(event.call_id, event.summary)
         self._tool_lines[event.call_id] = tool_line(event, args)
-        if not self._text and not self.done:
+        self._tools_stale = True
+        if self._tools_shown is None or self._tools_shown.done():
+            self._tools_shown = asyncio.create_task(self._show_tools())
+
+    async def _show_tools(self) -> None:
+        while self._tools_stale and not self._text and not self.done:
+            self._tools_stale = False
             await self._chain.render("\n".join(self._tool_lines.values()), final=False)
 
     async def ask_approval(self, request: ApprovalRequest) -> None:

@@ -66,14 +66,14 @@ async def approval_message(bot: DiscordBot, thread: str) -> Json:
 
 
 async def test_each_call_is_a_progress_line_in_the_answer(bot: DiscordBot) -> None:
-    calls_then(bot.llm, "fake__lookup", '{"key": "a"}', "c1", "It is a.")
-    thread = await bot.ask("look a up")
-    [answer] = await bot.answered(thread, text="It is a.")
-    assert tool_results(bot.llm)["c1"].startswith("value of a")
-    assert "-# Tools used: fake__lookup" in answer["content"]
+    calls_then(bot.llm, "fake__slow", '{"seconds": 1}', "c1", "Took a while.")
+    thread = await bot.ask("be slow")
+    [answer] = await bot.answered(thread, text="Took a while.")
+    assert tool_results(bot.llm)["c1"] == "finally"
+    assert "-# Tools used: fake__slow" in answer["content"]
     shown = [b["content"] for b in bot.sent_messages()]
-    assert '-# 🔧 fake__lookup(key="a") …' in shown
-    assert '-# 🔧 fake__lookup(key="a") ✓' in shown
+    assert "-# 🔧 fake__slow(seconds=1) …" in shown  # while it ran; the answer replaced it
+    assert "🔧" not in answer["content"]
 
 
 async def test_only_the_asker_approves_even_after_a_restart(bot: DiscordBot) -> None:
