@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.discord.sink import tool_line
+from bot.tools.base import ToolProgress, ToolState
 from tests.discord.harness import DiscordBot, discord_bot
 from tests.fakes.discord_api import FakeDiscord, Json
 from tests.fakes.llm_server import FakeLLM
@@ -103,3 +105,13 @@ async def test_deny_tells_the_model(bot: DiscordBot) -> None:
     await bot.discord.click(message, buttons(message)[1], bot.alice)
     await bot.answered(thread, text="Left it alone.")
     assert tool_results(bot.llm)["d1"].startswith("Error: fake__delete_item changes something")
+
+
+def test_a_tool_line_says_running_waiting_done_or_failed() -> None:
+    def line(state: ToolState, summary: str = "") -> str:
+        return tool_line(ToolProgress("c1", "fake__x", state, summary), 'item="y"')
+
+    assert line("running") == '-# 🔧 fake__x(item="y") …'
+    assert line("awaiting_approval") == '-# 🔧 fake__x(item="y") waiting for approval…'
+    assert line("done", "deleted y") == '-# 🔧 fake__x(item="y") ✓'
+    assert line("error", "no such item") == '-# 🔧 fake__x(item="y") ✗ no such item'
