@@ -10,8 +10,9 @@ then on that message is edited with `chat.update` instead.
 Each tool call shows as a task card in the streamed message (`task_update` chunks:
 pending, in_progress, complete or error, with the arguments as details and the outcome
 as output); where the workspace refuses those chunks, or there is no stream, the step
-is the thread's status line instead. A tool that needs approval is asked for with
-buttons in the thread (`adapters.slack.approval`).
+is the thread's status line and, until the answer's text comes, the message's text. A
+tool that needs approval is asked for with buttons in the thread
+(`adapters.slack.approval`).
 
 Text goes to Slack as Markdown (`markdown_text`), never rewritten into mrkdwn. `start`
 and `progress` only queue their status update: the answer never waits for the
@@ -101,6 +102,8 @@ class SlackSink:
         self._can_stream = target.thread_ts is not None
         self._posted = 0
         self._tasks_refused = False
+        self._texted = False  # some of the answer's text is showing
+        self._carded = False  # the last tool step showed as a task card
         self._chain: MessageChain[Posted] = MessageChain(self)
 
     # -- ReplySink --------------------------------------------------------------
@@ -112,10 +115,14 @@ class SlackSink:
         self._chain.queue(self._indicator.show(status))
 
     async def update(self, text: str) -> None:
+        self._texted = self._texted or bool(text.strip())
         await self._chain.render(text, final=False)
 
     async def tool_progress(self, event: ToolProgress) -> None:
         await self._chain.run(self._show_task(event))
+        if not self._carded and not self._texted:
+            # No task cards here: the step is the message's line until the answer comes.
+            await self._chain.render(f"_{event.status_line()}_", final=False)
 
     async def ask_approval(self, request: ApprovalRequest) -> None:
         await post_approval(self._client, self._target.channel, self._target.thread_ts, request)
@@ -171,9 +178,11 @@ class SlackSink:
         await slack_call(self._client.chat_delete, channel=self._target.channel, ts=message.ts)
 
     async def _show_task(self, event: ToolProgress) -> None:
-        if not self._tasks_refused and self._can_stream and await self._task_card(event):
-            return
-        await self._indicator.show(event.status_line())
+        self._carded = (
+            not self._tasks_refused and self._can_stream and await self._task_card(event)
+        )
+        if not self._carded:
+            await self._indicator.show(event.status_line())
 
     async def _task_card(self, event: ToolProgress) -> bool:
         """Show the step as a task card in the streamed answer; whether Slack took it."""

@@ -145,6 +145,10 @@ async def test_where_task_cards_are_refused_the_status_line_shows_the_tool(
     question = await ask(tool_bot, "look b up")
     text = await wait_answer(fake, question.ts, channel="C1")
     assert "B." in text and not fake.task_updates
+    sent = [c.args.get("markdown_text") for c in fake.calls if c.method.startswith("chat.")]
+    assert '_Using fake__lookup(key="b")…_' in sent  # in the message until the answer came
+    (answer,) = fake.bot_messages("C1", question.ts)
+    assert answer.text.startswith("B.")
     statuses = fake.statuses[("C1", question.ts)]
     assert 'Using fake__lookup(key="b")…' in statuses
     assert any(s.startswith("Used fake__lookup: value of b") for s in statuses)
