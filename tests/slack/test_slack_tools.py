@@ -302,3 +302,29 @@ async def test_a_server_that_is_down_at_start_blocks_neither_readiness_nor_answe
             assert "fetch_url" in offered and not any(n.startswith("gone__") for n in offered)
     finally:
         await service.shutdown()
+
+
+async def test_a_policy_admin_may_approve_for_the_asker(
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    redis_url: str,
+    redis_client: aioredis.Redis,
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text('admins: ["slack:U0ADMIN"]\n')
+    service = await tool_service(
+        fake_slack, fake_llm, redis_url, tmp_path, bot_policy_file=str(policy)
+    )
+    try:
+        async with aiohttp.ClientSession() as http:
+            bot = SlackBot(fake_slack, fake_llm, service, http)
+            calls_then(fake_llm, "fake__delete_item", '{"item": "w"}', "d1", "Gone.")
+            question = await ask(bot, "delete w")
+            buttons = await approval_message(fake_slack, question.ts)
+            await press(bot, buttons, APPROVE, "U0ADMIN")
+            await wait_answer(fake_slack, question.ts, channel="C1")
+            assert tool_results(fake_llm) == {"d1": "deleted w"}
+            assert "Approved by <@U0ADMIN>" in buttons.text and not fake_slack.ephemerals
+    finally:
+        await service.shutdown()
