@@ -6,6 +6,7 @@ message, `/file PATH` a document (PDF, Office file, spreadsheet, text), `/reset`
 over (keeping the model), `/model NAME` switches model, `/help`, `/quit`. Any other
 `/word` is answered with the list of commands rather than sent; `//` sends a line that
 starts with a slash. Log lines wait for the end of a turn (`bot.chat_logs`).
+Each tool call the model makes leaves one dim line (its name, arguments and outcome).
 Piped stdin: each line is a message; the answers go to stdout, and it exits at EOF.
 
 The model is not told the local account's name: the terminal has one person in it.
@@ -36,6 +37,7 @@ from bot.reply import Audience
 from bot.serve import build_engine, config_problem
 from bot.settings import Limits, Settings
 from bot.sink import FinalReply
+from bot.tools import ToolProgress
 
 HELP = """\
 Commands:
@@ -72,6 +74,17 @@ class TerminalSink:
     async def progress(self, status: str) -> None:
         if self._shown == 0:
             self._set_status(status)
+
+    async def tool_progress(self, event: ToolProgress) -> None:
+        """A dim line per finished call; the steps before it are the status line."""
+        if event.state not in ("done", "error"):
+            await self.progress(event.status_line())
+            return
+        if self._status is not None:
+            self._clear_status()
+            mark = "✓" if event.state == "done" else "✗"
+            self._status.write(f"\x1b[2m🔧 {event.name} {mark} {event.summary}\x1b[0m\n")
+            self._status.flush()
 
     async def update(self, text: str) -> None:
         self._clear_status()
@@ -192,6 +205,7 @@ async def chat(
         return 2
     interactive = stdin.isatty() and out.isatty()
     engine = build_engine(settings, Metrics())
+    engine.toolbox.start()  # MCP servers connect while the person types
     intake = build_intake(engine)
     key = ConversationKey("cli", "local", getpass.getuser(), "default")
     pending_files: list[Attachment] = []

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -56,15 +57,16 @@ from bot.metrics import Metrics
 from bot.pixel_budget import PixelBudget
 from bot.policy import Persona, ToolFilter
 from bot.policy.resolve import ALL_TOOLS
-from bot.policy.tools import allowed_tools
 from bot.redact import Redactor
 from bot.rejected import without_rejected
 from bot.reply import audience_of
 from bot.settings import GenerationParams, Limits, Settings
-from bot.sink import FinalReply, ReplySink
+from bot.sink import FinalReply, ReplySink, show_tool_progress
 from bot.store import ConversationStore
 from bot.tokens import estimate_tokens
-from bot.tools import ToolBox, ToolCalls
+from bot.tools import ToolBox, ToolCalls, ToolProgress
+from bot.tools.approval import ApprovalBoard
+from bot.tools.turn import approval_gate
 from bot.usage import Governance
 
 log = logging.getLogger(__name__)
@@ -149,6 +151,7 @@ class _Pusher:
         self._shown = ""
         self._chunks: list[str] = []
         self._status: str | None = None
+        self._steps: list[ToolProgress] = []  # every step is shown, in order
         self._wake = asyncio.Event()
         self._in_sink = False
         self._closing = False
@@ -162,6 +165,10 @@ class _Pusher:
         self._status = status
         self._wake.set()
 
+    def tool(self, step: ToolProgress) -> None:
+        self._steps.append(step)
+        self._wake.set()
+
     async def _run(self) -> None:
         shown = 0
         while True:
@@ -169,6 +176,7 @@ class _Pusher:
             self._wake.clear()
             self._in_sink = True
             try:
+                await self._show_steps()
                 if self._status is not None:
                     status, self._status = self._status, None
                     await self._sink.progress(self._redact(status))
@@ -184,12 +192,19 @@ class _Pusher:
                 return
             await asyncio.sleep(self._sink.min_update_interval)
 
+    async def _show_steps(self) -> None:
+        while self._steps:
+            step = self._steps.pop(0)
+            summary = self._redact(step.summary)
+            await show_tool_progress(self._sink, dataclasses.replace(step, summary=summary))
+
     async def close(self) -> None:
         self._closing = True
         if not self._in_sink:
             self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        await self._show_steps()  # a tool's last steps are shown even in the final second
 
 
 class Engine:
@@ -211,6 +226,7 @@ class Engine:
         self.metrics = metrics or Metrics()
         self.toolbox = toolbox or ToolBox()
         self.governance = governance  # the policy, usage meter and quotas; None: none
+        self.approvals = ApprovalBoard(store.redis)  # tools waiting for the asker's yes
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._persona = config.persona()  # when the intake passes none (no policy step)
         self.documents = DocumentReader.for_store(store, config.limits)
@@ -372,7 +388,9 @@ class Engine:
                 persona.system_prompt, history.turns, history.images, documents
             )
             try:
-                answer = await self._complete(messages, model, persona, prepared, sink, started)
+                answer = await self._complete(
+                    messages, model, persona, prepared, sink, started, msg
+                )
             except (BadRequestError, RequestTooLargeError) as exc:
                 kept = without_rejected(turn, exc)
                 if kept is None:
@@ -391,9 +409,10 @@ class Engine:
         prepared: _Prepared,
         sink: ReplySink,
         started: float,
+        msg: IncomingMessage,
     ) -> _Answer:
         """Stream the model's answer, running tool calls until it gives text."""
-        tools = allowed_tools(await self.toolbox.specs(), persona.tools) or None
+        tools = await self.toolbox.specs(persona.tools.allows) or None
         notes = prepared.notes
         usage = Usage()
         rounds = self.config.max_tool_rounds
@@ -402,8 +421,10 @@ class Engine:
                 self.toolbox,
                 self.metrics,
                 timeout=self.config.tool_timeout,
-                on_progress=lambda progress: pusher.status(progress.status_line()),
+                on_progress=pusher.tool,
                 allowed=persona.tools.allows,
+                approval=approval_gate(self.approvals, msg, sink, self.config.redactor),
+                needs_approval=None if persona.approve_tools.none else persona.approve_tools.allows,
             )
             for round_ in range(rounds + 1):
                 # The last request offers no tools, so the model has to answer in text.

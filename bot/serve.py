@@ -106,6 +106,7 @@ class Service:
         )
         await site.start()
         self.port = self._runner.addresses[0][1]
+        self.engine.toolbox.start()  # MCP servers connect in the background
         for platform in self.platforms:
             await platform.start()
         log.info(

@@ -9,6 +9,12 @@ streaming methods) sends the part after what it already sent.
 
 A sink's methods own their platform errors: they log them and carry on, because a
 failed edit must not lose the answer. `finish()` must leave the full, exact text.
+
+Two capabilities a sink may add, found by `show_tool_progress` and `approval_asker`:
+`tool_progress(event)` shows one step of a tool call (Slack: a task card; Discord: a
+line in the answer); a sink without it gets the step as a `progress()` status line.
+`ask_approval(request)` shows Approve and Deny buttons to the asker; where a sink has
+none, a tool that needs approval is refused.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ from typing import Protocol
 
 from bot.llm_types import Usage
 from bot.reply.audience import Audience
+from bot.tools.approval import AskForApproval
+from bot.tools.base import ToolProgress
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,3 +58,19 @@ class ReplySink(Protocol):
 
     async def fail(self, message: str) -> None:
         """Show a failure the user can act on and clear any working status."""
+
+
+
+async def show_tool_progress(sink: ReplySink, event: ToolProgress) -> None:
+    """The sink's own `tool_progress`, or else the step as a status line."""
+    method = getattr(sink, "tool_progress", None)
+    if method is None:
+        await sink.progress(event.status_line())
+    else:
+        await method(event)
+
+
+def approval_asker(sink: ReplySink) -> AskForApproval | None:
+    """How `sink` asks for approval, or None where it can't (the tool is then refused)."""
+    ask: AskForApproval | None = getattr(sink, "ask_approval", None)
+    return ask

@@ -186,7 +186,7 @@ async def test_tools_off_means_no_tools_at_all(
     assert "tools" not in fake_llm.requests[-1].body
 
 
-async def test_each_call_reports_running_then_done_or_error(tools: Tools) -> None:
+async def test_each_call_reports_pending_running_then_done_or_error(tools: Tools) -> None:
     seen: list[ToolProgress] = []
     calls = ToolCalls(tools.box(), Metrics(), timeout=0.5, on_progress=seen.append)
     await calls.run_round(
@@ -199,7 +199,7 @@ async def test_each_call_reports_running_then_done_or_error(tools: Tools) -> Non
         by_call["b", "running"].summary.endswith("…") and len(by_call["b", "running"].summary) == 80
     )
     assert by_call["b", "error"].summary == "broken takes no parameter x."
-    assert [p.state for p in seen if p.call_id == "a"] == ["running", "done"]
+    assert [p.state for p in seen if p.call_id == "a"] == ["pending", "running", "done"]
     assert calls.note() == "Tools used: picture, broken"
 
 

@@ -123,8 +123,10 @@ class CommandHandler:
                 log.warning("could not acknowledge /chat %s: %s", interaction.id, exc)
                 return
             outlet = InteractionOutlet(interaction, original_id)
-            sink = AnswerSink(outlet, metrics=self._engine.metrics, first_message=original_id)
             channel = _channel(interaction)
+            sink = AnswerSink(
+                outlet, metrics=self._engine.metrics, first_message=original_id, ask_in=channel
+            )
             key, opens_thread = conversation_at(channel, interaction.guild_id, original_id)
             env = Envelope(
                 platform=PLATFORM,

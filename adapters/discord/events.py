@@ -93,7 +93,9 @@ class MessageSource:
         return to_incoming(env.key, env.text, message.author, fetched, seed=seed)
 
     def reply(self, env: Envelope) -> AnswerSink:
-        return AnswerSink(ChannelOutlet(self.where), metrics=self.metrics, typing=self.where)
+        return AnswerSink(
+            ChannelOutlet(self.where), metrics=self.metrics, typing=self.where, ask_in=self.where
+        )
 
     async def tell_privately(self, env: Envelope, text: str) -> None:
         """A plain message can't be answered privately: a reaction says no, quietly."""

@@ -14,6 +14,7 @@ import discord
 import httpx
 from aiohttp import web
 
+from adapters.discord.approval import register_approval
 from adapters.discord.buttons import FeedbackButton
 from adapters.discord.client import make_client
 from adapters.discord.commands import CommandHandler, register
@@ -46,6 +47,7 @@ class DiscordPlatform:
         )
         self._messages = MessageHandler(intake, fetcher)
         self.client = make_client(settings, self)
+        register_approval(self.client, intake.engine)
         self.tree: discord.app_commands.CommandTree[discord.Client] = (
             discord.app_commands.CommandTree(self.client)
         )

@@ -5,6 +5,10 @@ into messages, edited as it grows (the engine pushes at most once a second). Whe
 messages go is an `Outlet`: a channel by the bot token, or an interaction's original
 response and followups by its token.
 
+Until the answer's text arrives, each tool call is a short line in the message being
+edited (`-# 🔧 name(args) …`, then ✓ or ✗); a tool that needs approval is asked for with
+persistent buttons in the channel (`adapters.discord.approval`).
+
 Everything is sent with no allowed mentions, so model output can never ping anyone,
 and with embeds suppressed (the SUPPRESS_EMBEDS flag), so no link the model invented is
 fetched for a preview: only a finished message whose every link a person wrote in the
@@ -25,11 +29,15 @@ from typing import Protocol, TypeVar
 import aiohttp
 import discord
 
+from adapters.discord.approval import post_approval
 from adapters.discord.buttons import feedback_view
 from adapters.discord.types import ReplyChannel
+from bot.errors import ToolError
 from bot.metrics import Metrics
 from bot.reply import Audience, MessageChain
 from bot.sink import FinalReply
+from bot.tools.approval import ApprovalRequest
+from bot.tools.base import ToolProgress
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +252,18 @@ def final_text(reply: FinalReply) -> str:
     return "\n\n".join(parts) or EMPTY_ANSWER
 
 
+def tool_line(event: ToolProgress, args: str) -> str:
+    """One tool call as a line of Discord's small subtext."""
+    call = f"🔧 {event.name}({args})"
+    if event.state == "done":
+        return f"-# {call} ✓"
+    if event.state == "error":
+        return f"-# {call} ✗ {event.summary}"
+    if event.state == "awaiting_approval":
+        return f"-# {call} waiting for approval…"
+    return f"-# {call} …"
+
+
 class AnswerSink:
     """A `ReplySink` that streams into Discord messages through an `Outlet`."""
 
@@ -256,13 +276,20 @@ class AnswerSink:
         metrics: Metrics,
         typing: ReplyChannel | None = None,
         first_message: int | None = None,
+        ask_in: ReplyChannel | None = None,
     ) -> None:
+        """`ask_in`: where approval buttons are posted (the answer's channel or thread)."""
         self._reported = _Reported(outlet, metrics)
         self._chain: MessageChain[int] = MessageChain(self._reported, first=first_message)
         self._typing_channel = typing
         self._typing: asyncio.Task[None] | None = None
         self._texted = asyncio.Event()
         self._text = ""  # the answer so far, without any status
+        self._ask_in = ask_in
+        self._tool_lines: dict[str, str] = {}  # by call id, in the order the calls came
+        self._tool_args: dict[str, str] = {}
+        self._tools_stale = False
+        self._tools_shown: asyncio.Task[None] | None = None
         self.done = False  # finish() or fail() has run: the reply is complete
 
     async def start(self) -> None:
@@ -275,6 +302,26 @@ class AnswerSink:
     async def progress(self, status: str) -> None:
         if not self._text and not self.done:
             await self._chain.render(f"-# {status}", final=False)
+
+    async def tool_progress(self, event: ToolProgress) -> None:
+        """Update the call's line; the lines are shown by one edit at a time, the latest
+        state each time, so a round of quick calls is not a burst of edits."""
+        args = self._tool_args.setdefault(event.call_id, event.summary)
+        self._tool_lines[event.call_id] = tool_line(event, args)
+        self._tools_stale = True
+        if self._tools_shown is None or self._tools_shown.done():
+            self._tools_shown = asyncio.create_task(self._show_tools())
+
+    async def _show_tools(self) -> None:
+        while self._tools_stale and not self._text and not self.done:
+            self._tools_stale = False
+            await self._chain.render("\n".join(self._tool_lines.values()), final=False)
+
+    async def ask_approval(self, request: ApprovalRequest) -> None:
+        """Post the buttons; a failure reaches the model as the tool's error."""
+        if self._ask_in is None:
+            raise ToolError("there is no channel to ask the person for approval in")
+        await post_approval(self._ask_in, request)
 
     async def update(self, text: str) -> None:
         if not text.strip() or self.done:

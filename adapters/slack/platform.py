@@ -15,6 +15,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import build_app
+from adapters.slack.approval import register_approval
 from adapters.slack.calls import slack_call
 from adapters.slack.client import make_client
 from adapters.slack.events import Translator
@@ -63,6 +64,7 @@ class SlackPlatform:
             gate=self.gate,
             handlers=self.handlers,
         )
+        register_approval(self.app, intake.engine)
         self._socket: AsyncSocketModeHandler | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._authenticated = False

@@ -60,6 +60,13 @@ class MessageChain(Generic[M]):
     def messages(self) -> list[M]:
         return [shown.message for shown in self._shown]
 
+    def adopt(self, message: M) -> None:
+        """A message the outlet posted outside the renders (Slack's stream opened by a
+        tool's task card) takes the answer's start; only while nothing is shown yet, and
+        only from a step run in turn (`run`)."""
+        if not self._shown:
+            self._shown.append(_Shown(message, "", False))
+
     async def render(self, text: str, *, final: bool) -> None:
         """Show `text` across the chain; the final render leaves exactly `text`."""
         await self.run(self._render(text, final=final))

@@ -66,6 +66,13 @@ class ApprovalRequest:
     tool: str
     summary: str  # the call's arguments in one line, for the buttons' message
 
+    def question(self, asker: str) -> str:
+        """What the buttons' message asks; `asker` is how the platform names the asker."""
+        return (
+            f"{asker}, I'd like to use `{self.tool}` ({self.summary}), which changes "
+            "something. Shall I?"
+        )
+
 
 class ApprovalBoard:
     """Requests for approval and their decisions, shared by every replica on one Redis."""
@@ -114,12 +121,16 @@ class ApprovalBoard:
         settled = await self._expire(keys=[self._key(request.id)])
         return Decision(_text(settled)) if settled else Decision.EXPIRED
 
-    async def decide(self, request_id: str, user_id: str, *, approve: bool) -> DecideOutcome:
-        """Record a press of Approve or Deny, from whichever replica received it."""
+    async def decide(
+        self, request_id: str, user_id: str, *, approve: bool, admin: bool = False
+    ) -> DecideOutcome:
+        """Record a press of Approve or Deny, from whichever replica received it; `admin`
+        (or the board's own admins) may decide for anyone."""
         decision = Decision.APPROVED if approve else Decision.DENIED
+        anyone = admin or user_id in self._admins
         outcome = await self._decide(
             keys=[self._key(request_id), self._list(request_id)],
-            args=[user_id, decision.value, "1" if user_id in self._admins else "0", self._ttl],
+            args=[user_id, decision.value, "1" if anyone else "0", self._ttl],
         )
         return DecideOutcome(_text(outcome))
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-ToolState = Literal["awaiting_approval", "running", "done", "error"]
+ToolState = Literal["pending", "awaiting_approval", "running", "done", "error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +65,10 @@ class Tool:
 
 @dataclass(frozen=True, slots=True)
 class ToolProgress:
-    """One step of a tool call, for people watching: started, finished or failed.
+    """One step of a tool call, for people watching: asked for (pending), waiting for
+    approval, running, finished (done) or failed (error).
 
-    `summary` is one short line: the arguments while running, the outcome after.
+    `summary` is one short line: the arguments until it ends, the outcome after.
     """
 
     call_id: str
@@ -76,6 +77,8 @@ class ToolProgress:
     summary: str
 
     def status_line(self) -> str:
+        if self.state == "pending":
+            return f"About to use {self.name}({self.summary})…"
         if self.state == "awaiting_approval":
             return f"Waiting for approval to use {self.name}({self.summary})…"
         if self.state == "running":

@@ -92,6 +92,7 @@ class ToolCalls:
 
     async def _run(self, call: ToolCall) -> ToolResult:
         summary = _args_summary(call)
+        self._on_progress(ToolProgress(call.id, call.name, "pending", summary))
         started = time.monotonic()
         outcome = "ok"
         try:

@@ -8,7 +8,9 @@ minutes. When anything fails (a stdio server that died, an HTTP server that went
 the server's tools are withdrawn with a logged warning and the task reconnects with
 backoff, starting a new stdio process. Other servers are not affected.
 
-Servers are started on first use (the first answer that offers tools), once per process.
+Servers are started when the process starts (`start`, from `parley serve` and `parley
+chat`), in the background: no answer waits for them and a server that is down only
+logs. Without `start`, they start on first use, which waits a little for their lists.
 Tools are named `<server>__<tool>`; a tool marked `destructiveHint` needs approval.
 """
 
@@ -237,11 +239,15 @@ class McpTools:
         self.servers = [McpServer(config, self._timings) for config in configs]
         self._started = False
 
+    def start(self) -> None:
+        """Connect to every server in the background; their tools appear as they list them."""
+        self._started = True
+        for server in self.servers:
+            server.start()
+
     async def tools(self) -> list[Tool]:
         if not self._started:
-            self._started = True
-            for server in self.servers:
-                server.start()
+            self.start()
             waits = [asyncio.ensure_future(server.settled()) for server in self.servers]
             if waits:
                 _, pending = await asyncio.wait(waits, timeout=self._timings.first_use_wait)

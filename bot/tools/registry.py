@@ -23,6 +23,9 @@ ToolPredicate = Callable[[str], bool]  # e.g. the policy's ToolFilter.allows
 class ToolSource(Protocol):
     """Tools that come and go at run time (an MCP client)."""
 
+    def start(self) -> None:
+        """Begin connecting in the background (at process start); never waits."""
+
     async def tools(self) -> Sequence[Tool]:
         """The tools available right now; a source that is down offers none."""
 
@@ -94,6 +97,11 @@ class ToolBox:
             return found
         tool, args = found
         return await tool.run(args)
+
+    def start(self) -> None:
+        """Start the tool sources (MCP servers) in the background, so no answer waits."""
+        for source in self._sources:
+            source.start()
 
     async def aclose(self) -> None:
         for source in self._sources:

@@ -116,19 +116,18 @@ async def discord_bot(
     overrides = configure(fake, people) if configure else {}
     try:
         async with FakeLLM() as llm:
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
-                evolink_base_url=llm.base_url,
-                evolink_fallback_base_url=llm.base_url,
-                evolink_api_key=SecretStr(llm.api_key or ""),
-                evolink_max_retries=0,
-                bot_tools=False,
-                redis_url=redis_url,
-                discord_bot_token=SecretStr(fake.token),
-                discord_api_url=fake.api_url,
-                discord_guild_ready_timeout=0.05,
-                **overrides,
-            )
+            values: dict[str, Any] = {
+                "evolink_base_url": llm.base_url,
+                "evolink_fallback_base_url": llm.base_url,
+                "evolink_api_key": SecretStr(llm.api_key or ""),
+                "evolink_max_retries": 0,
+                "bot_tools": False,
+                "redis_url": redis_url,
+                "discord_bot_token": SecretStr(fake.token),
+                "discord_api_url": fake.api_url,
+                "discord_guild_ready_timeout": 0.05,
+            }
+            settings = Settings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
             service = Service(settings)
             await service.start(host="127.0.0.1", port=0)
             try:

@@ -64,6 +64,7 @@ class InteractionRecord:
     original_id: str | None = None
     expired: bool = False
     modal: Json | None = None  # the form the bot answered with (callback type 9)
+    message_id: str | None = None  # the message whose button was pressed
 
 
 SUPPRESS_EMBEDS = 4  # message flag: no link embeds
@@ -124,6 +125,8 @@ class FakeDiscord:
         self.channels: dict[str, Json] = {}
         self.messages: dict[str, Json] = {}
         self.interactions: dict[str, InteractionRecord] = {}  # by token
+        self.ephemerals: list[Json] = []  # interaction answers only the presser saw
+        self._pressers: dict[str, str] = {}  # interaction id -> user id
         self.files: dict[str, tuple[bytes, str]] = {}  # CDN path -> (bytes, content type)
         self.calls: list[Call] = []
         self.identifies: list[Json] = []
@@ -398,6 +401,7 @@ class FakeDiscord:
         ]
         assert custom_id in ids, f"no button {custom_id!r} on the message: {ids}"
         record = self._new_interaction(message["channel_id"])
+        record.message_id = message["id"]
         data = {"custom_id": custom_id, "component_type": 2}
         await self._interact(record, 3, data, user, message=message)
         return record
@@ -437,6 +441,7 @@ class FakeDiscord:
             "attachment_size_limit": 25 * 1024 * 1024,
             **extra,
         }
+        self._pressers[record.id] = str(user["id"])
         if "guild_id" in channel:
             payload["guild_id"] = channel["guild_id"]
             payload["guild_locale"] = "en-US"
@@ -716,6 +721,9 @@ class FakeDiscord:
 
     # ---- REST: interactions and their webhooks ------------------------------------------
 
+    def _presser(self, record: InteractionRecord) -> str:
+        return self._pressers.get(record.id, "")
+
     def _live(self, token: str) -> InteractionRecord | None:
         record = self.interactions.get(token)
         if record is None or record.expired or time.time() - record.created > TOKEN_LIFETIME:
@@ -735,6 +743,14 @@ class FakeDiscord:
             if not data.get("custom_id") or not data.get("title") or not data.get("components"):
                 return _error(400, 50035, "Invalid Form Body: a modal needs id, title, fields")
             record.original_id, record.modal = "modal", data
+            return web.Response(status=204)
+        if response_type == 7 and record.message_id in self.messages:  # UPDATE_MESSAGE
+            record.original_id = record.message_id
+            self._apply_edit(self.messages[record.message_id], data)
+            return web.Response(status=204)
+        if int(data.get("flags") or 0) & 64:  # only the person who pressed sees it
+            record.original_id = ""
+            self.ephemerals.append({"user_id": self._presser(record), **data})
             return web.Response(status=204)
         loading = response_type == 5
         message = self._message(
@@ -858,6 +874,7 @@ class FakeDiscord:
         message = self._message(
             channel_id, self.bot_user, body["content"], extra={"flags": _sent_flags(body)}
         )
+        message["components"] = _components(body.get("components") or [])
         await self._echo(message)
         return _json(message)
 

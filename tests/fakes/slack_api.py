@@ -12,6 +12,11 @@ Switches that make it behave like a workspace that refuses things:
     fake.stream_lifetime = 2      # Slack ends a stream after 2 appends (~5 min in life)
     fake.refuse_status = "missing_scope"                 # assistant.threads.setStatus
     fake.rate_limit("chat.postMessage", times=1, retry_after=0)   # HTTP 429s
+    fake.refuse_task_chunks = "invalid_chunks"  # task_update chunks in the stream methods
+
+`task_updates` records every `task_update` chunk the bot streamed, in order;
+`ephemerals` the messages only one person saw; `block_action()` builds the form body
+Slack posts when someone presses a button.
 
 It is strict where Slack is: a bad or missing token is `invalid_auth`, `markdown_text`
 (and a message as a whole) is capped at 12,000 characters, a streaming message can't be
@@ -136,6 +141,9 @@ class FakeSlack:
         self.refuse_streaming: str | None = None
         self.stream_lifetime: int | None = None
         self.refuse_status: str | None = None
+        self.refuse_task_chunks: str | None = None
+        self.task_updates: list[Json] = []
+        self.ephemerals: list[Json] = []
         self.calls: list[Call] = []
         self.messages: list[Message] = []
         self.reactions: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
@@ -324,6 +332,31 @@ class FakeSlack:
             }
         )
 
+    def block_action(self, message: Message, action_id: str, value: str, *, user: str) -> str:
+        """The form body of a `block_actions` request: `user` pressed a button on `message`."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": self.team_id},
+            "user": {"id": user},
+            "api_app_id": "A0FAKE",
+            "token": "legacy-verification-token",
+            "container": {"type": "message", "message_ts": message.ts},
+            "trigger_id": uuid.uuid4().hex,
+            "channel": {"id": message.channel},
+            "message": {**message.as_api(), "blocks": message.blocks},
+            "response_url": f"{self.base_url}/response/{uuid.uuid4().hex}",
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "b1",
+                    "value": value,
+                    "action_ts": str(time.time()),
+                }
+            ],
+        }
+        return urlencode({"payload": json.dumps(payload)})
+
     async def push_socket(self, payload: Json, *, kind: str = "events_api") -> str:
         """Deliver `payload` over every open Socket Mode connection; the envelope id."""
         envelope_id = uuid.uuid4().hex
@@ -505,6 +538,12 @@ class FakeSlack:
             raise SlackError("no_text")
         return str(text or ""), False
 
+    def _tasks(self, args: Json) -> None:
+        tasks = [c for c in args.get("chunks") or [] if c.get("type") == "task_update"]
+        if tasks and self.refuse_task_chunks:
+            raise SlackError(self.refuse_task_chunks)
+        self.task_updates.extend(tasks)
+
     def _bot_post(self, args: Json, text: str, markdown: bool, *, streaming: bool) -> Message:
         channel = str(args.get("channel") or "")
         if not channel:
@@ -518,6 +557,7 @@ class FakeSlack:
             self.bot_id,
             streaming=streaming,
             markdown=markdown,
+            blocks=list(args.get("blocks") or []),
         )
         self.messages.append(message)
         return message
@@ -585,7 +625,8 @@ class FakeSlack:
         if message.streaming:
             raise SlackError("cant_update_message")
         message.text, message.markdown = self._text(args)
-        message.blocks = self._blocks(args.get("blocks"))
+        if "blocks" in args:  # as on Slack, an update without blocks keeps them
+            message.blocks = self._blocks(args["blocks"])
         return {"channel": message.channel, "ts": message.ts, "text": message.text}
 
     def _m_chat_delete(self, args: Json) -> Json:
@@ -603,6 +644,7 @@ class FakeSlack:
             args.get("recipient_user_id") and args.get("recipient_team_id")
         ):
             raise SlackError("invalid_arguments")
+        self._tasks(args)
         text, _ = self._text(args, required=False)
         message = self._bot_post(args, text, True, streaming=True)
         return {"channel": channel, "ts": message.ts}
@@ -614,6 +656,7 @@ class FakeSlack:
         return message
 
     def _append(self, message: Message, args: Json) -> None:
+        self._tasks(args)
         text, _ = self._text(args, required=False)
         if len(message.text) + len(text) > MARKDOWN_LIMIT:
             raise SlackError("msg_too_long")
@@ -635,6 +678,12 @@ class FakeSlack:
         message.blocks.extend(blocks)
         message.streaming = False
         return {"channel": message.channel, "ts": message.ts, "message": message.as_api()}
+
+    def _m_chat_postEphemeral(self, args: Json) -> Json:
+        if not args.get("channel") or not args.get("user"):
+            raise SlackError("invalid_arguments")
+        self.ephemerals.append(args)
+        return {"message_ts": self._ts()}
 
     def _m_conversations_replies(self, args: Json) -> Json:
         channel, root = str(args.get("channel")), str(args.get("ts"))
