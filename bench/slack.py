@@ -21,7 +21,8 @@ where N threads each get a mention and then follow-ups, each after a random thin
 Every key the run writes to Redis carries its own team id and is deleted at the end.
 
 A mention in a channel reaches the bot as two events, as Slack sends it: `app_mention`
-and its `message` twin, posted at the same instant; the bot must answer it once. With
+and its `message` twin, posted at the same instant; the bot must answer it once
+(`--no-twins` sends the mention alone; ack times then cover half the requests). With
 `--store both` (the default) the whole run is made twice, once with the embedded store
 (no `REDIS_URL`) and once with Redis, and each row also gives:
 
@@ -176,6 +177,7 @@ class Bench:
     turns: int
     think: float
     meter: Meter
+    twins: bool
     rng: random.Random = field(default_factory=lambda: random.Random(1))
     asked: int = 0
 
@@ -189,7 +191,7 @@ class Bench:
                 channel, f"<@{BOT_USER_ID}> {question}", user=PERSON
             )
             twin = {**body["event"], "type": "message", "channel_type": "channel"}
-            bodies = [body, self.fake.event(twin)]
+            bodies = [body, self.fake.event(twin)] if self.twins else [body]
         else:
             message, body = self.fake.person_says(
                 channel, question, user=PERSON, thread_ts=thread, kind="message"
@@ -319,14 +321,13 @@ def table(title: str, results: dict[str, dict[int, Level]]) -> str:
     return "\n".join(rows)
 
 
-async def run(
-    store: str, levels: list[int], turns: int, think: float, redis_url: str, profile: str | None
-) -> dict[str, dict[int, Level]]:
+async def run(store: str, args: argparse.Namespace) -> dict[str, dict[int, Level]]:
     """Every level of both workloads against one bot process using `store`."""
     results: dict[str, dict[int, Level]] = {"burst": {}, "paced": {}}
     team = f"TB{uuid.uuid4().hex[:8].upper()}"
     llm = TimedLLM()
-    url = redis_url if store == "redis" else ""
+    levels, turns = args.levels, args.turns
+    url = args.redis_url if store == "redis" else ""
     counter: aioredis.Redis | None = aioredis.from_url(url) if url else None
     async with FakeSlack(team_id=team) as fake, llm:
         fake.add_user(PERSON, "Bench")
@@ -343,7 +344,7 @@ async def run(
             "PORT": str(port),
             "LOG_LEVEL": "WARNING",
         }
-        profile_to = os.path.join(profile, f"{store}.prof") if profile else None
+        profile_to = os.path.join(args.profile, f"{store}.prof") if args.profile else None
         try:
             async with (
                 aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
@@ -352,7 +353,9 @@ async def run(
                 base = f"http://127.0.0.1:{port}"
                 await wait_ready(http, base)
                 meter = Meter(pid, counter)
-                bench = Bench(fake, llm, http, f"{base}/slack/events", turns, think, meter)
+                bench = Bench(
+                    fake, llm, http, f"{base}/slack/events", turns, args.think, meter, args.twins
+                )
                 await bench.burst(max(levels), 1)  # warm-up: pools grown, caches filled
                 for n in levels:
                     results["burst"][n] = await bench.burst(n, 50 if n == 1 else turns)
@@ -373,6 +376,9 @@ async def _forget(client: aioredis.Redis, team: str) -> None:
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", choices=("embedded", "redis", "both"), default="both")
     parser.add_argument("--profile", help="a directory for the bot's cProfile output")
+    parser.add_argument(
+        "--no-twins", dest="twins", action="store_false", help="send mentions without twins"
+    )
 
 
 def main() -> None:
@@ -382,12 +388,7 @@ def main() -> None:
         extra=_options,
     )
     stores = ["embedded", "redis"] if args.store == "both" else [args.store]
-    by_store = {
-        store: asyncio.run(
-            run(store, args.levels, args.turns, args.think, args.redis_url, args.profile)
-        )
-        for store in stores
-    }
+    by_store = {store: asyncio.run(run(store, args)) for store in stores}
     load = " / ".join(f"{value:.2f}" for value in os.getloadavg())
     print_report(
         table("burst: concurrent threads", {s: r["burst"] for s, r in by_store.items()}),
@@ -396,7 +397,8 @@ def main() -> None:
             {s: r["paced"] for s, r in by_store.items()},
         ),
         "times in ms, CPU in ms per turn; fake model: 200 ms to first token; one bot "
-        f"process; each mention sent with its message twin; load average after: {load}",
+        f"process; {'each mention sent with its message twin' if args.twins else 'no twins'}; "
+        f"load average after: {load}",
     )
 
 
