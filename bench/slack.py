@@ -28,6 +28,7 @@ and its `message` twin, posted at the same instant; the bot must answer it once
 
 - answered: the messages whose answer reached Slack, of those asked, and *dup* the
   answers posted more than once (both must be exact: N of N, 0);
+- Slack calls/turn: the Web API calls the bot made over the level, per turn;
 - CPU/turn: the bot process's user + system CPU time (`/proc/<pid>/stat`) over the
   level, divided by the turns answered: the load-independent cost of a turn;
 - Redis trips/turn: the requests the Redis server read over the level
@@ -92,6 +93,7 @@ class Level:
     duplicates: int = 0
     cpu: float = 0.0  # seconds of the bot process's CPU time
     redis_reads: int | None = None  # requests the Redis server read; None: no Redis
+    slack_calls: int = 0  # Web API calls the bot made
 
 
 class Meter:
@@ -263,11 +265,13 @@ class Bench:
         level = Level()
         for _ in range(rounds):
             channel = f"C{uuid.uuid4().hex[:8].upper()}"
+            calls = len(self.fake.calls)
             await self.meter.start()
             asked = await asyncio.gather(*(self.ask(level, channel, None) for _ in range(n)))
             threads = [a.thread for a in asked]
             await self.answered(channel, threads, 1)
             await self.meter.stop(level)
+            level.slack_calls += len(self.fake.calls) - calls
             for one in asked:
                 self.record(level, channel, one)
             self.count_duplicates(level, channel, threads)
@@ -290,9 +294,11 @@ class Bench:
                 await self.answered(channel, [thread], turn + 1)
                 self.record(level, channel, asked)
 
+        calls = len(self.fake.calls)
         await self.meter.start()
         await asyncio.gather(*(conversation() for _ in range(n)))
         await self.meter.stop(level)
+        level.slack_calls += len(self.fake.calls) - calls
         self.count_duplicates(level, channel, threads)
         return level
 
@@ -300,8 +306,8 @@ class Bench:
 def table(title: str, results: dict[str, dict[int, Level]]) -> str:
     rows = [
         f"| {title} | store | answered | dup | ack p50 | ack p99 | added p50 | added p99 "
-        "| CPU/turn | Redis trips/turn |",
-        "| ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| CPU/turn | Redis trips/turn | Slack calls/turn |",
+        "| ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     levels = sorted({n for by_level in results.values() for n in by_level})
     for n in levels:
@@ -316,7 +322,7 @@ def table(title: str, results: dict[str, dict[int, Level]]) -> str:
                 f"| {n} | {store} | {turns}/{level.asked} | {level.duplicates} "
                 f"| {ms(percentile(level.ack, 50))} | {ms(percentile(level.ack, 99))} "
                 f"| {ms(percentile(level.added, 50))} | {ms(percentile(level.added, 99))} "
-                f"| {cpu} | {trips} |"
+                f"| {cpu} | {trips} | {level.slack_calls / max(turns, 1):.2f} |"
             )
     return "\n".join(rows)
 
