@@ -1,6 +1,7 @@
 """Slack end to end: ack latency and the bot's added time, at 1, 50 and 200 threads.
 
-    python -m bench.slack [--levels 1,50,200] [--turns 3] [--think 5] [--redis-url URL]
+    python -m bench.slack [--store embedded|redis|both] [--levels 1,50,200] [--turns 3]
+                          [--think 5] [--redis-url URL] [--profile DIR]
 
 The bot runs as the real `python -m bot serve` in a process of its own (Slack HTTP mode:
 slack-bolt with signature verification, the engine, Redis, the model client), so the
@@ -18,10 +19,30 @@ Two workloads, as in `bench.engine`: *burst*, where N mentions arrive at the sam
 each starting a thread (the worst case: one core must take all N at once), and *paced*,
 where N threads each get a mention and then follow-ups, each after a random think time.
 Every key the run writes to Redis carries its own team id and is deleted at the end.
+
+A mention in a channel reaches the bot as two events, as Slack sends it: `app_mention`
+and its `message` twin, posted at the same instant; the bot must answer it once
+(`--no-twins` sends the mention alone; ack times then cover half the requests). With
+`--store both` (the default) the whole run is made twice, once with the embedded store
+(no `REDIS_URL`) and once with Redis, and each row also gives:
+
+- answered: the messages whose answer reached Slack, of those asked, and *dup* the
+  answers posted more than once (both must be exact: N of N, 0);
+- Slack calls/turn: the Web API calls the bot made over the level, per turn;
+- CPU/turn: the bot process's user + system CPU time (`/proc/<pid>/stat`) over the
+  level, divided by the turns answered: the load-independent cost of a turn;
+- Redis trips/turn: the requests the Redis server read over the level
+  (`INFO stats` `total_reads_processed`: one per command or script or pipeline sent,
+  whatever a script runs inside), divided by the turns; n/a for the embedded store.
+  Use a Redis of your own: every client of that server is counted.
+
+`--profile DIR` runs the bot under cProfile and writes `DIR/<store>.prof` when it stops
+(a measurement aid: the profiler itself costs CPU, so leave it off for the table).
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -42,6 +63,7 @@ from bench.stats import ms, percentile, print_report, workload_args
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 FIRST_TOKEN = 0.2
 FINAL_METHODS = ("chat.stopStream", "chat.update", "chat.postMessage", "chat.startStream")
 READY_WITHIN = 30.0
@@ -67,6 +89,41 @@ class TimedLLM(FakeLLM):
 class Level:
     ack: list[float] = field(default_factory=list)
     added: list[float] = field(default_factory=list)
+    asked: int = 0
+    duplicates: int = 0
+    cpu: float = 0.0  # seconds of the bot process's CPU time
+    redis_reads: int | None = None  # requests the Redis server read; None: no Redis
+    slack_calls: int = 0  # Web API calls the bot made
+
+
+class Meter:
+    """The bot process's CPU time and the Redis server's request count, over a level."""
+
+    def __init__(self, pid: int, redis: aioredis.Redis | None) -> None:
+        self._pid = pid
+        self._redis = redis
+        self._cpu = 0.0
+        self._reads = 0
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self._pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+    async def reads(self) -> int:
+        if self._redis is None:
+            return 0
+        return int((await self._redis.info("stats"))["total_reads_processed"])
+
+    async def start(self) -> None:
+        self._cpu = self.cpu_seconds()
+        self._reads = await self.reads()
+
+    async def stop(self, level: Level) -> None:
+        level.cpu += self.cpu_seconds() - self._cpu
+        if self._redis is not None:
+            # The INFO that took the first count is read in this one's count.
+            level.redis_reads = (level.redis_reads or 0) + await self.reads() - self._reads - 1
 
 
 @dataclass
@@ -79,12 +136,13 @@ class Asked:
 
 
 @contextlib.asynccontextmanager
-async def bot_process(env: dict[str, str]) -> AsyncIterator[None]:
+async def bot_process(env: dict[str, str], profile: str | None) -> AsyncIterator[int]:
+    profiler = ["-m", "cProfile", "-o", profile] if profile else []
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", env={**os.environ, **env}
+        sys.executable, *profiler, "-m", "bot", "serve", env={**os.environ, **env}
     )
     try:
-        yield
+        yield process.pid
     finally:
         process.terminate()
         try:
@@ -120,39 +178,55 @@ class Bench:
     url: str
     turns: int
     think: float
+    meter: Meter
+    twins: bool
     rng: random.Random = field(default_factory=lambda: random.Random(1))
     asked: int = 0
 
-    async def ask(self, channel: str, thread: str | None) -> Asked:
-        """A question: a mention starting a thread, or a follow-up in `thread`."""
+    async def ask(self, level: Level, channel: str, thread: str | None) -> Asked:
+        """A question: a mention starting a thread (and its twin), or a follow-up in `thread`."""
         self.asked += 1
+        level.asked += 1
         question = f"question {self.asked}"
         if thread is None:
             message, body = self.fake.person_says(
                 channel, f"<@{BOT_USER_ID}> {question}", user=PERSON
             )
+            twin = {**body["event"], "type": "message", "channel_type": "channel"}
+            bodies = [body, self.fake.event(twin)] if self.twins else [body]
         else:
             message, body = self.fake.person_says(
                 channel, question, user=PERSON, thread_ts=thread, kind="message"
             )
-        raw, headers = self.fake.signed_request(body)
+            bodies = [body]
         since = len(self.fake.calls)
+        sent = time.perf_counter()
+        acks = await asyncio.gather(*(self.post(b, level) for b in bodies))
+        return Asked(thread or message.ts, question, sent, acks[0], since)
+
+    async def post(self, body: dict[str, object], level: Level) -> float:
+        """Post one event; its ack time (every delivery's ack is counted in `level`)."""
+        raw, headers = self.fake.signed_request(body)
         sent = time.perf_counter()
         async with self.http.post(self.url, data=raw, headers=headers) as response:
             await response.read()
             if response.status != 200:
                 raise SystemExit(f"bench: the bot answered the event with {response.status}")
-        return Asked(thread or message.ts, question, sent, time.perf_counter() - sent, since)
+        ack = time.perf_counter() - sent
+        level.ack.append(ack)
+        return ack
 
     async def answered(self, channel: str, threads: list[str], answers: int) -> None:
-        """The status is cleared last, once the answer's final text is in place."""
+        """The status is cleared last, once the answer's final text is in place.
+
+        After two minutes the missing answers are left missing (the table says so).
+        """
 
         def done() -> bool:
             return all(self.fake.statuses[(channel, t)].count("") >= answers for t in threads)
 
-        await self.fake.wait_for(
-            done, within=120, what=f"answers in {len(threads)} threads (see the bot log above)"
-        )
+        with contextlib.suppress(AssertionError, TimeoutError):
+            await self.fake.wait_for(done, within=120, what=f"answers in {len(threads)} threads")
 
     def final_at(self, channel: str, asked: Asked) -> float:
         """When the answer to `asked` reached its final text (by the fake's clock)."""
@@ -166,62 +240,101 @@ class Bench:
         )
 
     def record(self, level: Level, channel: str, asked: Asked) -> None:
+        """The answer's added time, if an answer (not an error message) reached Slack."""
         model = self.llm.spans.get(f"Bench: {asked.question}")
-        if model is None:  # answered without asking the model: an error message
-            text = self.fake.thread_text(channel, asked.thread)
-            raise SystemExit(f"bench: the bot answered with an error: {text[-300:]}")
-        level.ack.append(asked.ack)
-        level.added.append(self.final_at(channel, asked) - asked.sent - model)
+        text = self.fake.thread_text(channel, asked.thread)
+        if model is None or "⚠️" in text:
+            print(f"bench: no answer to {asked.question!r}: {text[-200:]!r}", file=sys.stderr)
+            return
+        with contextlib.suppress(ValueError):  # ValueError: no final text in Slack yet
+            level.added.append(self.final_at(channel, asked) - asked.sent - model)
+
+    def count_duplicates(self, level: Level, channel: str, threads: list[str]) -> None:
+        """Messages posted beyond one per question asked (answers are one message each)."""
+        for thread in threads:
+            questions = sum(
+                1
+                for m in self.fake.messages
+                if m.user == PERSON and m.channel == channel and thread in (m.ts, m.thread_ts)
+            )
+            posted = len(self.fake.bot_messages(channel, thread))
+            level.duplicates += max(0, posted - questions)
 
     async def burst(self, n: int, rounds: int) -> Level:
         """`n` mentions at the same instant, each in a new thread, `rounds` times."""
         level = Level()
         for _ in range(rounds):
             channel = f"C{uuid.uuid4().hex[:8].upper()}"
-            asked = await asyncio.gather(*(self.ask(channel, None) for _ in range(n)))
-            await self.answered(channel, [a.thread for a in asked], 1)
+            calls = len(self.fake.calls)
+            await self.meter.start()
+            asked = await asyncio.gather(*(self.ask(level, channel, None) for _ in range(n)))
+            threads = [a.thread for a in asked]
+            await self.answered(channel, threads, 1)
+            await self.meter.stop(level)
+            level.slack_calls += len(self.fake.calls) - calls
             for one in asked:
                 self.record(level, channel, one)
+            self.count_duplicates(level, channel, threads)
         return level
 
     async def paced(self, n: int) -> Level:
         """`n` threads: a mention, then follow-ups, each after a random think time."""
         level = Level()
         channel = f"C{uuid.uuid4().hex[:8].upper()}"
+        threads: list[str] = []
 
         async def conversation() -> None:
             thread: str | None = None
             for turn in range(self.turns):
                 await asyncio.sleep(self.rng.uniform(0, 2 * self.think))
-                asked = await self.ask(channel, thread)
+                asked = await self.ask(level, channel, thread)
+                if thread is None:
+                    threads.append(asked.thread)
                 thread = asked.thread
                 await self.answered(channel, [thread], turn + 1)
                 self.record(level, channel, asked)
 
+        calls = len(self.fake.calls)
+        await self.meter.start()
         await asyncio.gather(*(conversation() for _ in range(n)))
+        await self.meter.stop(level)
+        level.slack_calls += len(self.fake.calls) - calls
+        self.count_duplicates(level, channel, threads)
         return level
 
 
-def table(title: str, results: dict[int, Level]) -> str:
+def table(title: str, results: dict[str, dict[int, Level]]) -> str:
     rows = [
-        f"| {title} | messages | ack p50 | ack p99 | added p50 | added p99 |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {title} | store | answered | dup | ack p50 | ack p99 | added p50 | added p99 "
+        "| CPU/turn | Redis trips/turn | Slack calls/turn |",
+        "| ---: | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for n, level in results.items():
-        rows.append(
-            f"| {n} | {len(level.ack)} | {ms(percentile(level.ack, 50))} "
-            f"| {ms(percentile(level.ack, 99))} | {ms(percentile(level.added, 50))} "
-            f"| {ms(percentile(level.added, 99))} |"
-        )
+    levels = sorted({n for by_level in results.values() for n in by_level})
+    for n in levels:
+        for store, by_level in results.items():
+            level = by_level[n]
+            turns = len(level.added)
+            cpu = f"{level.cpu / turns * 1000:.2f}" if turns else "-"
+            trips = "n/a"
+            if level.redis_reads is not None and turns:
+                trips = f"{level.redis_reads / turns:.2f}"
+            rows.append(
+                f"| {n} | {store} | {turns}/{level.asked} | {level.duplicates} "
+                f"| {ms(percentile(level.ack, 50))} | {ms(percentile(level.ack, 99))} "
+                f"| {ms(percentile(level.added, 50))} | {ms(percentile(level.added, 99))} "
+                f"| {cpu} | {trips} | {level.slack_calls / max(turns, 1):.2f} |"
+            )
     return "\n".join(rows)
 
 
-async def run(
-    levels: list[int], turns: int, think: float, redis_url: str
-) -> dict[str, dict[int, Level]]:
+async def run(store: str, args: argparse.Namespace) -> dict[str, dict[int, Level]]:
+    """Every level of both workloads against one bot process using `store`."""
     results: dict[str, dict[int, Level]] = {"burst": {}, "paced": {}}
     team = f"TB{uuid.uuid4().hex[:8].upper()}"
     llm = TimedLLM()
+    levels, turns = args.levels, args.turns
+    url = args.redis_url if store == "redis" else ""
+    counter: aioredis.Redis | None = aioredis.from_url(url) if url else None
     async with FakeSlack(team_id=team) as fake, llm:
         fake.add_user(PERSON, "Bench")
         port = free_port()
@@ -232,43 +345,66 @@ async def run(
             "EVOLINK_BASE_URL": llm.base_url,
             "EVOLINK_FALLBACK_BASE_URL": llm.base_url,
             "EVOLINK_API_KEY": llm.api_key or "",
-            "REDIS_URL": redis_url,
+            "REDIS_URL": url,
             "BOT_TOOLS": "false",
             "PORT": str(port),
             "LOG_LEVEL": "WARNING",
         }
-        async with (
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
-            bot_process(env),
-        ):
-            base = f"http://127.0.0.1:{port}"
-            await wait_ready(http, base)
-            bench = Bench(fake, llm, http, f"{base}/slack/events", turns, think)
-            await bench.burst(max(levels), 1)  # warm-up: connection pools grown, caches filled
-            for n in levels:
-                results["burst"][n] = await bench.burst(n, 50 if n == 1 else turns)
-                results["paced"][n] = await bench.paced(n)
-        await _forget(redis_url, team)
+        profile_to = os.path.join(args.profile, f"{store}.prof") if args.profile else None
+        try:
+            async with (
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+                bot_process(env, profile_to) as pid,
+            ):
+                base = f"http://127.0.0.1:{port}"
+                await wait_ready(http, base)
+                meter = Meter(pid, counter)
+                bench = Bench(
+                    fake, llm, http, f"{base}/slack/events", turns, args.think, meter, args.twins
+                )
+                await bench.burst(max(levels), 1)  # warm-up: pools grown, caches filled
+                for n in levels:
+                    results["burst"][n] = await bench.burst(n, 50 if n == 1 else turns)
+                    results["paced"][n] = await bench.paced(n)
+        finally:
+            if counter is not None:
+                await _forget(counter, team)
+                await counter.aclose()
     return results
 
 
-async def _forget(redis_url: str, team: str) -> None:
-    client: aioredis.Redis = aioredis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"*{team}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+async def _forget(client: aioredis.Redis, team: str) -> None:
+    keys = [key async for key in client.scan_iter(match=f"*{team}*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", choices=("embedded", "redis", "both"), default="both")
+    parser.add_argument("--profile", help="a directory for the bot's cProfile output")
+    parser.add_argument(
+        "--no-twins", dest="twins", action="store_false", help="send mentions without twins"
+    )
 
 
 def main() -> None:
-    args = workload_args(__doc__.splitlines()[0], "1,50,200")
-    results = asyncio.run(run(args.levels, args.turns, args.think, args.redis_url))
+    args = workload_args(
+        __doc__.splitlines()[0],
+        "1,50,200",
+        extra=_options,
+    )
+    stores = ["embedded", "redis"] if args.store == "both" else [args.store]
+    by_store = {store: asyncio.run(run(store, args)) for store in stores}
+    load = " / ".join(f"{value:.2f}" for value in os.getloadavg())
     print_report(
-        table("burst: concurrent threads", results["burst"]),
-        table(f"paced ({args.think:g} s think): threads", results["paced"]),
-        "times in ms; fake model: 200 ms to first token; one bot process",
+        table("burst: concurrent threads", {s: r["burst"] for s, r in by_store.items()}),
+        table(
+            f"paced ({args.think:g} s think): threads",
+            {s: r["paced"] for s, r in by_store.items()},
+        ),
+        "times in ms, CPU in ms per turn; fake model: 200 ms to first token; one bot "
+        f"process; {'each mention sent with its message twin' if args.twins else 'no twins'}; "
+        f"load average after: {load}",
     )
 
 

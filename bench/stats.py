@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -20,9 +20,15 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
 
-def workload_args(description: str, levels: str) -> argparse.Namespace:
-    """The options both benchmarks take: levels, turns, think time, Redis."""
+def workload_args(
+    description: str,
+    levels: str,
+    extra: Callable[[argparse.ArgumentParser], object] | None = None,
+) -> argparse.Namespace:
+    """The options both benchmarks take: levels, turns, think time, Redis; `extra` adds more."""
     parser = argparse.ArgumentParser(description=description)
+    if extra is not None:
+        extra(parser)
     parser.add_argument("--levels", default=levels)
     parser.add_argument("--turns", type=int, default=3, help="bursts per level; paced turns")
     parser.add_argument("--think", type=float, default=5.0, help="mean seconds between turns")

@@ -35,7 +35,9 @@ ones could never be read again).
 
 Round trips for one message and its answer (one command or one script each):
 
-    1. claim_event    SET event NX EX (each platform delivery of the message claims it)
+    1. claim_event    SET event NX EX (the first delivery of the message to this process
+                      claims it; a twin or redelivery to the same process learns from the
+                      first that it is taken, with no round trip: `bot.store.claims`)
     2. turn (enter)   script: take the lock (SET NX PX with a random token), RPUSH the
                       user turn, LTRIM, EXPIRE conv and meta, SET this turn's images,
                       read the newest turns within the token budget, GET+EXPIRE the
@@ -78,6 +80,7 @@ from bot.conversation import ConversationKey, SeedLoader, Turn, links_in, people
 from bot.errors import BotBusy, StoreUnavailable
 from bot.settings import Limits, Settings
 from bot.store import scripts
+from bot.store.claims import ClaimMemo
 from bot.store.client import Client, connect
 
 log = logging.getLogger(__name__)
@@ -176,6 +179,7 @@ class ConversationStore:
         self._limits = limits
         self._prefix = prefix
         self._helpers = helpers  # closed with the client (a sentinel-watched master's sentinels)
+        self._claims = ClaimMemo()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ConversationStore:
@@ -321,7 +325,13 @@ class ConversationStore:
             await self._redis.delete(keys.conv, keys.meta)
 
     async def claim_event(self, event_id: str, ttl: int = 3600) -> bool:
-        """True the first time `event_id` is claimed by any process within `ttl` seconds."""
+        """True the first time `event_id` is claimed by any process within `ttl` seconds.
+
+        A copy of an event this process has claimed (or seen claimed) needs no round trip.
+        """
+        return await self._claims.claim(event_id, ttl, lambda: self._claim(event_id, ttl))
+
+    async def _claim(self, event_id: str, ttl: int) -> bool:
         with self._unavailable("claim_event"):
             return bool(
                 await self._redis.set(f"{self._prefix}event:{event_id}", 1, nx=True, ex=ttl)

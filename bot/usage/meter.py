@@ -11,13 +11,17 @@ counted offline) and cost_usd (a float). Costs are computed when an answer is re
 with the prices of that moment. Each hash expires `RETENTION_DAYS` after its day.
 
 All four hashes of a day carry the same hash tag, `{<day>}`, so one script updates them
-atomically in one round trip, in Redis Cluster too.
+atomically in one round trip, in Redis Cluster too. Answers finished while a recording
+is on its way go together in the next one (one round trip per day for all of them), so
+a burst of answers costs a few round trips, not one each.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
@@ -44,19 +48,29 @@ COLUMNS = (
 ESTIMATED = "estimated"
 FIELD_SEPARATOR = "|"
 
+# KEYS: the day's hash per dimension. ARGV: the TTL, then per answer its id in each
+# dimension, its number of columns and that many column, amount pairs.
 _RECORD = """
 local n = #KEYS
-local ttl = ARGV[n + 1]
-for i = 1, n do
-  for j = n + 2, #ARGV, 2 do
-    local field = ARGV[i] .. '|' .. ARGV[j]
-    if ARGV[j] == 'cost_usd' then
-      redis.call('HINCRBYFLOAT', KEYS[i], field, ARGV[j + 1])
-    else
-      redis.call('HINCRBY', KEYS[i], field, ARGV[j + 1])
+local a = 2
+while a <= #ARGV do
+  local columns = tonumber(ARGV[a + n])
+  local first = a + n + 1
+  local last = first + 2 * columns - 1
+  for i = 1, n do
+    for j = first, last, 2 do
+      local field = ARGV[a + i - 1] .. '|' .. ARGV[j]
+      if ARGV[j] == 'cost_usd' then
+        redis.call('HINCRBYFLOAT', KEYS[i], field, ARGV[j + 1])
+      else
+        redis.call('HINCRBY', KEYS[i], field, ARGV[j + 1])
+      end
     end
   end
-  redis.call('EXPIRE', KEYS[i], ttl)
+  a = last + 1
+end
+for i = 1, n do
+  redis.call('EXPIRE', KEYS[i], ARGV[1])
 end
 return n
 """
@@ -77,6 +91,17 @@ def dimension_ids(key: ConversationKey, author_id: str, model: str) -> dict[str,
     }
 
 
+@dataclass(slots=True)
+class _Batch:
+    """Answers waiting for the recording in flight to end: their script arguments per day."""
+
+    days: dict[str, list[str | int | float]] = field(default_factory=dict)
+    answers: int = 0
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
 class UsageMeter:
     """Adds each answer's usage to the day's counters."""
 
@@ -93,10 +118,24 @@ class UsageMeter:
         self._prices = prices
         self._prefix = prefix
         self._script = redis.register_script(_RECORD)
+        self._waiting: _Batch | None = None
+        self._sender: asyncio.Task[None] | None = None
 
     async def record(self, key: ConversationKey, author_id: str, model: str, usage: Usage) -> None:
-        """Count one answer. A Redis failure is logged, never raised: the answer stands."""
+        """Count one answer, returning once it is counted. A Redis failure is logged, never
+        raised: the answer stands."""
         day = day_of(self.clock())
+        batch = self._waiting = self._waiting or _Batch()
+        batch.days.setdefault(day, []).extend(self._answer(key, author_id, model, usage))
+        batch.answers += 1
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send())
+        await asyncio.shield(batch.done)
+
+    def _answer(
+        self, key: ConversationKey, author_id: str, model: str, usage: Usage
+    ) -> list[str | int | float]:
+        """One answer's script arguments: its ids, then its columns."""
         ids = dimension_ids(key, author_id, model)
         amounts = {
             "requests": 1,
@@ -106,16 +145,25 @@ class UsageMeter:
             "cached_tokens": usage.cached_tokens,
             ESTIMATED: int(usage.estimated),
         }
-        args: list[str | int | float] = [ids[d] for d in DIMENSIONS]
-        args.append(int((RETENTION_DAYS + 1) * DAY.total_seconds()))
+        columns: list[str | int | float] = []
         for column, amount in amounts.items():
             if amount:
-                args.extend((column, amount))
+                columns.extend((column, amount))
         cost = cost_usd(usage, self._prices().get(model))
         if cost:
-            args.extend(("cost_usd", repr(cost)))
-        keys = [usage_key(self._prefix, day, d) for d in DIMENSIONS]
-        try:
-            await self._script(keys=keys, args=args)
-        except (RedisError, OSError) as exc:
-            log.warning("could not record usage for %s: %r", key.id, exc)
+            columns.extend(("cost_usd", repr(cost)))
+        return [*(ids[d] for d in DIMENSIONS), len(columns) // 2, *columns]
+
+    async def _send(self) -> None:
+        """Record the waiting answers, and those that wait meanwhile, until none wait."""
+        ttl = int((RETENTION_DAYS + 1) * DAY.total_seconds())
+        while (batch := self._waiting) is not None:
+            self._waiting = None
+            try:
+                for day, answers in batch.days.items():
+                    keys = [usage_key(self._prefix, day, d) for d in DIMENSIONS]
+                    await self._script(keys=keys, args=[ttl, *answers])
+            except (RedisError, OSError) as exc:
+                log.warning("could not record usage for %d answers: %r", batch.answers, exc)
+            finally:
+                batch.done.set_result(None)
