@@ -42,9 +42,9 @@ from httpx_aiohttp import AiohttpTransport
 from bench.stats import ms, percentile, print_report, workload_args
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
-from bot.llm import ChatClient
+from bot.llm.client import ChatClient
+from bot.reply.sink import FinalReply
 from bot.settings import ConnectionLimits, Limits, Settings, Timeouts
-from bot.sink import FinalReply
 from bot.store import ConversationStore
 from bot.store.client import connect
 

@@ -34,9 +34,9 @@ from fakeredis import FakeAsyncRedis, FakeServer
 from bench import engine as engine_bench
 from bot.conversation import Attachment, ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
-from bot.llm import ChatClient
+from bot.llm.client import ChatClient
+from bot.reply.sink import FinalReply
 from bot.settings import Limits
-from bot.sink import FinalReply
 from bot.store import ConversationStore
 
 TARGET_MB = 300.0

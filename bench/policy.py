@@ -29,7 +29,7 @@ import redis.asyncio as aioredis
 
 from bench.stats import percentile
 from bot.conversation import ConversationKey
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.metrics import Metrics
 from bot.policy import Base, Place, PolicySource
 from bot.usage import Governance

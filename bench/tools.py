@@ -30,7 +30,7 @@ from bench.engine import Sink
 from bench.stats import ms, percentile
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
-from bot.llm import ChatClient
+from bot.llm.client import ChatClient
 from bot.settings import Limits
 from bot.store import ConversationStore
 from bot.tools import ToolBox

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from bot.neutralize import UNTRUSTED_CONTENT_PROMPT, urls_in, wrap_untrusted
+from bot.text.neutralize import UNTRUSTED_CONTENT_PROMPT, urls_in, wrap_untrusted
 from bot.tokens import IMAGE_TOKENS, estimate_tokens
 
 if TYPE_CHECKING:
@@ -235,7 +235,7 @@ def people_in(turns: Iterable[Turn]) -> frozenset[str]:
 
 
 def links_in(turns: Iterable[Turn]) -> frozenset[str]:
-    """The URLs people wrote in `turns` (normalized as `bot.neutralize.urls_in` does)."""
+    """The URLs people wrote in `turns` (normalized as `bot.text.neutralize.urls_in` does)."""
     links: set[str] = set()
     for turn in turns:
         if turn.by_person:
@@ -259,7 +259,7 @@ def to_api_messages(
 ) -> list[dict[str, Any]]:
     """The API's `messages` for `turns`: the system message first (`system_text`), images
     as data URLs, documents as their text (`documents`: sha256 -> text) inside a block
-    marked untrusted (`bot.neutralize.wrap_untrusted`). What people wrote is never wrapped.
+    marked untrusted (`bot.text.neutralize.wrap_untrusted`). What people wrote is never wrapped.
 
     An image or document that has expired from the store is replaced by a short note,
     so an old thread still gets an answer.

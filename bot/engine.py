@@ -26,7 +26,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.attachments import FileKind, classify
 from bot.conversation import (
     ConversationKey,
     ImageRef,
@@ -50,19 +49,20 @@ from bot.errors import (
     StreamInterrupted,
     TooManyImages,
 )
-from bot.images import normalize_images
-from bot.llm import ChatClient
-from bot.llm_types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
+from bot.llm.client import ChatClient
+from bot.llm.types import ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta, Usage
+from bot.media.attachments import FileKind, classify
+from bot.media.images import normalize_images
+from bot.media.pixel_budget import PixelBudget
 from bot.metrics import Metrics
-from bot.pixel_budget import PixelBudget
 from bot.policy import Persona, ToolFilter
 from bot.policy.resolve import ALL_TOOLS
-from bot.redact import Redactor
 from bot.rejected import without_rejected
 from bot.reply import audience_of
+from bot.reply.sink import FinalReply, ReplySink, show_tool_progress
 from bot.settings import GenerationParams, Limits, Settings
-from bot.sink import FinalReply, ReplySink, show_tool_progress
 from bot.store import ConversationStore
+from bot.text.redact import Redactor
 from bot.tokens import estimate_tokens
 from bot.tools import ToolBox, ToolCalls, ToolProgress
 from bot.tools.approval import ApprovalBoard

@@ -9,8 +9,8 @@ what to do. Logs get the technical detail; users never see a stack trace or a se
     │   ├── TooManyImages
     │   ├── ImageTooLarge
     │   ├── TooManyPixels            an image too big to decode (bomb guard, pixel budget)
-    │   ├── UnsupportedImage         not an image, or damaged (bot.images)
-    │   ├── DownloadError            an attachment couldn't be fetched (bot.download)
+    │   ├── UnsupportedImage         not an image, or damaged (bot.media.images)
+    │   ├── DownloadError            an attachment couldn't be fetched (bot.media.download)
     │   └── DocumentError            a document couldn't be read (bot.documents); it becomes
     │       │                        a note under the answer, the rest is still answered
     │       ├── DocumentUnsupported  a format Parley does not read

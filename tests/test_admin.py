@@ -19,10 +19,10 @@ from bot.admin import mount_admin
 from bot.admin.auth import AdminAuth
 from bot.admin.routes import AdminSite
 from bot.conversation import ConversationKey
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.metrics import Metrics
 from bot.policy import Base, Place, PolicySource
-from bot.serve import Service
+from bot.service.serve import Service
 from bot.settings import Settings
 from bot.usage import Governance
 

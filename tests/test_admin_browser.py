@@ -18,7 +18,7 @@ from aiohttp import web
 from playwright.async_api import ConsoleMessage, async_playwright
 
 from bot.conversation import ConversationKey
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.metrics import Metrics
 from bot.usage import Governance
 from tests.test_admin import TOKEN, build_site

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.attachments import FileKind, classify, download_cap, skip_reason
+from bot.media.attachments import FileKind, classify, download_cap, skip_reason
 from bot.settings import Limits
 
 

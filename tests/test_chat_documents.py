@@ -8,7 +8,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from pydantic import SecretStr
 
-from bot.chat import chat
+from bot.cli.chat import chat
 from bot.settings import Settings
 from tests.fakes.documents import pdf
 from tests.fakes.llm_server import FakeLLM, Reply

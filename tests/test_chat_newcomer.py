@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat_logs import DIM, MAX_HELD, HeldLogHandler
+from bot.cli.chat_logs import DIM, MAX_HELD, HeldLogHandler
 from bot.settings import Settings
 from tests.fakes.llm_server import Error, FakeLLM, Reply
 from tests.test_cli import _OURS, _env, _run

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from bot.chat import TerminalSink
-from bot.sink import FinalReply
+from bot.cli.chat import TerminalSink
+from bot.reply.sink import FinalReply
 from bot.tools import ToolProgress
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from bot.chunking import FENCE, MIN_LIMIT, split_message, split_pieces
+from bot.text.chunking import FENCE, MIN_LIMIT, split_message, split_pieces
 
 # A fence line `split_pieces` adds to reopen a code block: a fence, an info string, a newline.
 REOPEN = re.compile(r"```[^\n]*\n")

@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from PIL import Image
 
-from bot.serve import Service
+from bot.service.serve import Service
 from bot.settings import Settings
 from tests.fakes.llm_server import FakeLLM
 

@@ -19,7 +19,7 @@ from bot.documents.limits import DocumentLimits, Extraction
 from bot.documents.worker import DocumentWorker
 from bot.engine import Engine, EngineConfig
 from bot.errors import DocumentError, DocumentTooComplex
-from bot.llm import ChatClient
+from bot.llm.client import ChatClient
 from bot.metrics import Metrics
 from bot.settings import Limits, RetryPolicy, Settings
 from bot.store import ConversationStore

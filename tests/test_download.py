@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.download import DownloadError, download_capped
+from bot.media.download import DownloadError, download_capped
 
 BIG = b"x" * 50_000
 

@@ -14,13 +14,13 @@ from pydantic import SecretStr
 
 from bot.conversation import Attachment, ConversationKey, IncomingMessage, Role, Turn
 from bot.engine import HELP_TEXT, RESTART_TEXT, Engine, EngineConfig
-from bot.llm import ChatClient
+from bot.llm.client import ChatClient
 from bot.metrics import Metrics
-from bot.neutralize import UNTRUSTED_CONTENT_PROMPT, untrusted_tool_result
 from bot.reply import Audience
+from bot.reply.sink import FinalReply
 from bot.settings import Limits, RetryPolicy, Settings
-from bot.sink import FinalReply
 from bot.store import ConversationStore
+from bot.text.neutralize import UNTRUSTED_CONTENT_PROMPT, untrusted_tool_result
 from tests.fakes.llm_server import Cut, Error, FakeLLM, FakeToolCall, Reply
 
 KEY = ConversationKey("test", "T1", "C1", "thread-1")

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from bot.llm_types import ToolCall
+from bot.llm.types import ToolCall
 from bot.tools import ToolBox, ToolContext
 from bot.tools.fetch import FetchLimits, PageFetcher, Resolver, fetch_url_tool, system_resolver
 

@@ -15,8 +15,8 @@ from PIL import ExifTags, Image, ImageFile
 
 from bot.conversation import Attachment
 from bot.errors import ImageTooLarge, TooManyPixels, UnsupportedImage, UserInputError
-from bot.images import LONG_SIDE, SHORT_SIDE, fit, normalize_image, normalize_images
-from bot.pixel_budget import PixelBudget
+from bot.media.images import LONG_SIDE, SHORT_SIDE, fit, normalize_image, normalize_images
+from bot.media.pixel_budget import PixelBudget
 from bot.settings import Limits
 
 WAIT = 10.0  # generous: the machine is shared

@@ -30,8 +30,8 @@ from bot.errors import (
     RequestTooLargeError,
     StreamInterrupted,
 )
-from bot.llm import ChatClient
-from bot.llm_types import (
+from bot.llm.client import ChatClient
+from bot.llm.types import (
     ChatEvent,
     ChatRequest,
     Completed,
@@ -671,11 +671,11 @@ async def test_retries_are_logged_with_context_but_no_key(
     fake_llm: FakeLLM, rec: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     fake_llm.enqueue(Error(429, retry_after=1))
-    with caplog.at_level(logging.WARNING, logger="bot.llm"):
+    with caplog.at_level(logging.WARNING, logger="bot.llm.client"):
         async with make_client(fake_llm, rec) as client:
             await client.complete(ask())
 
-    [line] = [r.getMessage() for r in caplog.records if r.name == "bot.llm"]
+    [line] = [r.getMessage() for r in caplog.records if r.name == "bot.llm.client"]
     host = fake_llm.base_url.removeprefix("http://")
     for part in ("rate_limit", "HTTP 429", host, "gpt-5.5", "attempt 1", "retrying in 1.00s"):
         assert part in line

@@ -18,9 +18,9 @@ from bot.errors import (
     ServiceUnavailableError,
     UpstreamError,
 )
-from bot.llm_retry import RetryPlan, StreamCut, model_unavailable
-from bot.llm_types import ReasoningDelta, TextDelta, ToolCall, Usage
-from bot.llm_wire import (
+from bot.llm.retry import RetryPlan, StreamCut, model_unavailable
+from bot.llm.types import ReasoningDelta, TextDelta, ToolCall, Usage
+from bot.llm.wire import (
     CompletionBuilder,
     ToolCallAssembler,
     completions_url,

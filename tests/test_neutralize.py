@@ -9,7 +9,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bot.neutralize import (
+from bot.reply import Audience
+from bot.text.neutralize import (
     GROUP_MENTION,
     JOINER,
     MENTION_SYNTAX,
@@ -23,7 +24,6 @@ from bot.neutralize import (
     urls_in,
     wrap_untrusted,
 )
-from bot.reply import Audience
 
 NAMES = {"U111": "Ana", "U222": "Bo Li"}
 # Notifying syntax as Slack reads it: `<@…` or `<!…` (a `<!date^…>` only formats a date),

@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.errors import PolicyFileError
 from bot.policy import Base, Place, Policy, PolicySource, parse_policy
 from bot.settings import GenerationParams

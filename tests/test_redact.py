@@ -15,13 +15,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.cli import _configure_logging
+from bot.cli.main import _configure_logging
 from bot.conversation import IncomingMessage
 from bot.engine import Engine, EngineConfig
-from bot.llm import ChatClient
-from bot.redact import REDACTED, RedactingFilter, Redactor, install_log_redaction
+from bot.llm.client import ChatClient
 from bot.settings import Settings
 from bot.store import ConversationStore
+from bot.text.redact import REDACTED, RedactingFilter, Redactor, install_log_redaction
 from tests.fakes.llm_server import Error, FakeLLM, Reply
 from tests.fakes.slack_api import FakeSlack
 from tests.test_engine import KEY, RecordingSink

@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 import pytest
 import redis.asyncio as aioredis
 
-from bot.llm_types import ToolCall
+from bot.llm.types import ToolCall
 from bot.metrics import Metrics
 from bot.tools import Tool, ToolBox, ToolCalls, ToolProgress
 from bot.tools.approval import (

@@ -13,8 +13,8 @@ from PIL import Image
 from pydantic import SecretStr
 
 from bot.engine import Engine, EngineConfig
-from bot.llm import ChatClient
-from bot.llm_types import ToolCall
+from bot.llm.client import ChatClient
+from bot.llm.types import ToolCall
 from bot.metrics import Metrics
 from bot.settings import Limits, RetryPolicy
 from bot.store import ConversationStore

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.llm_types import ToolCall
+from bot.llm.types import ToolCall
 from bot.tools import ToolBox, ToolContext, ToolResult
 from bot.tools.entry_points import load_entry_point_tools
 from bot.tools.schema import ToolDefinitionError, json_schema, parse_docstring, tool_from_function

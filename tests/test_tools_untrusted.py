@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.errors import FetchRefused, ToolConfigError
-from bot.llm_types import ToolCall
+from bot.llm.types import ToolCall
 from bot.tools.fetch import _extract, _Page
 from bot.tools.loop import SUMMARY_CHARS, _args_summary
 from bot.tools.mcp_config import parse_mcp_config

@@ -18,8 +18,8 @@ from redis.crc import key_slot
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
 from bot.errors import QuotaExceeded
-from bot.llm import ChatClient
-from bot.llm_types import Usage
+from bot.llm.client import ChatClient
+from bot.llm.types import Usage
 from bot.metrics import Metrics
 from bot.policy import Base, Place, PolicySource
 from bot.settings import Limits

@@ -7,7 +7,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from bot.conversation import ConversationKey
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.usage import UsageMeter, read_usage
 
 

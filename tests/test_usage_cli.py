@@ -10,9 +10,9 @@ from datetime import UTC, date, datetime
 import pytest
 import redis.asyncio as aioredis
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.conversation import ConversationKey
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.policy import Price
 from bot.settings import Settings
 from bot.usage import UsageMeter

@@ -1,4 +1,4 @@
-"""Reading what the model was sent inside `bot.neutralize.wrap_untrusted` blocks."""
+"""Reading what the model was sent inside `bot.text.neutralize.wrap_untrusted` blocks."""
 
 from __future__ import annotations
 
@@ -20,6 +20,6 @@ def unwrapped(content: str) -> str:
 
 def tool_message(call_id: str, text: str, tool: str) -> dict[str, str]:
     """The role=tool message answering `call_id` with `text`, as the tool loop sends it."""
-    from bot.neutralize import untrusted_tool_result
+    from bot.text.neutralize import untrusted_tool_result
 
     return {"role": "tool", "tool_call_id": call_id, "content": untrusted_tool_result(tool, text)}

@@ -31,7 +31,7 @@ from bot.errors import ParleyError
 from bot.intake import Envelope, Intake
 from bot.intake.commands import USAGE_WORD, governed_command, refusal
 from bot.intake.steps import RESET_DONE
-from bot.llm_types import SEED_MODELS
+from bot.llm.types import SEED_MODELS
 
 log = logging.getLogger(__name__)
 

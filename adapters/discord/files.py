@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 import discord
 import httpx
 
-from bot.attachments import download_cap, skip_reason
 from bot.conversation import Attachment
-from bot.download import download_capped
 from bot.errors import ParleyError
+from bot.media.attachments import download_cap, skip_reason
+from bot.media.download import download_capped
 from bot.settings import Limits
 
 

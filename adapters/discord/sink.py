@@ -35,7 +35,7 @@ from adapters.discord.types import ReplyChannel
 from bot.errors import ToolError
 from bot.metrics import Metrics
 from bot.reply import Audience, MessageChain
-from bot.sink import FinalReply
+from bot.reply.sink import FinalReply
 from bot.tools.approval import ApprovalRequest
 from bot.tools.base import ToolProgress
 

@@ -4,7 +4,7 @@
 builds the platform.
 """
 
-from bot.platform import lazy_platform
+from bot.service.platform import lazy_platform
 
 PLATFORM = lazy_platform(
     "slack", "adapters.slack.platform:SlackPlatform", lambda settings: settings.slack_enabled

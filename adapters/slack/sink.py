@@ -39,9 +39,9 @@ from adapters.slack.feedback import FEEDBACK_PROMPT, feedback_blocks
 from adapters.slack.status import ThinkingIndicator
 from adapters.slack.users import UserDirectory
 from bot.metrics import Metrics
-from bot.neutralize import mentioned_user_ids, neutralize_slack_mentions, settled
 from bot.reply import Audience, MessageChain
-from bot.sink import FinalReply
+from bot.reply.sink import FinalReply
+from bot.text.neutralize import mentioned_user_ids, neutralize_slack_mentions, settled
 from bot.tools.approval import ApprovalRequest
 from bot.tools.base import ToolProgress, ToolState
 

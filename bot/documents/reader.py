@@ -22,12 +22,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from bot.attachments import human_size
 from bot.conversation import Attachment, DocumentRef, ImageRef, Part, Turn
 from bot.documents.cache import DocumentCache
 from bot.documents.limits import DocumentLimits, Extraction
 from bot.documents.worker import DocumentWorker
 from bot.errors import DocumentError, DocumentTooComplex
+from bot.media.attachments import human_size
 from bot.settings import Limits
 from bot.store import ConversationStore
 from bot.tokens import estimate_tokens

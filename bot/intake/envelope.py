@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bot.conversation import ConversationKey, IncomingMessage
-from bot.sink import ReplySink
+from bot.reply.sink import ReplySink
 
 
 @dataclass(frozen=True, slots=True)

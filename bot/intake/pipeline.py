@@ -18,9 +18,9 @@ from bot.engine import RESTART_TEXT, Engine
 from bot.errors import ParleyError
 from bot.intake.claims import LocalClaims
 from bot.intake.envelope import Envelope, Source
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.policy import Persona
-from bot.sink import ReplySink
+from bot.reply.sink import ReplySink
 
 log = logging.getLogger(__name__)
 

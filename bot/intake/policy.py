@@ -17,7 +17,7 @@ from dataclasses import replace
 from bot.errors import StoreUnavailable
 from bot.intake.envelope import Envelope
 from bot.intake.pipeline import Context, Next, Stop
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.policy import Persona, Place
 from bot.tokens import estimate_tokens
 

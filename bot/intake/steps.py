@@ -15,7 +15,7 @@ from bot.errors import StoreUnavailable
 from bot.intake.envelope import Envelope
 from bot.intake.pipeline import Context, Next, Step, Stop
 from bot.intake.policy import policy
-from bot.sink import FinalReply
+from bot.reply.sink import FinalReply
 
 RESET_WORDS = frozenset({"reset", "start over"})
 RESET_DONE = "Started a fresh conversation: I've forgotten what we talked about before."

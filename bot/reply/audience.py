@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from bot.conversation import ConversationKey
 from bot.metrics import Metrics
-from bot.neutralize import LINK_PREVIEW, urls_in
 from bot.store import History
+from bot.text.neutralize import LINK_PREVIEW, urls_in
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from bot.chunking import split_message
+from bot.text.chunking import split_message
 
 M = TypeVar("M")
 

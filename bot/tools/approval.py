@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from bot.llm_types import ToolCall
+from bot.llm.types import ToolCall
 from bot.store.client import Client
 from bot.tools.base import Tool
 

@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from bot.llm_types import ToolCall
+from bot.llm.types import ToolCall
 from bot.metrics import Metrics
-from bot.neutralize import untrusted_tool_result
+from bot.text.neutralize import untrusted_tool_result
 from bot.tools.base import Tool, ToolProgress, ToolResult, ToolState
 from bot.tools.registry import ToolBox, ToolPredicate
 

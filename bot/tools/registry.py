@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
-from bot.llm_types import ToolCall
+from bot.llm.types import ToolCall
 from bot.settings import Settings
 from bot.tools.base import Tool, ToolResult
 from bot.tools.entry_points import ToolContext, load_entry_point_tools

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 
 from bot.conversation import IncomingMessage
-from bot.sink import ReplySink, approval_asker
+from bot.reply.sink import ReplySink, approval_asker
 from bot.tools.approval import ApprovalBoard, ApprovalRequest, BoardApproval, DecideOutcome
 from bot.usage import Governance
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.policy import Price
 
 PER_TOKENS = 1_000_000

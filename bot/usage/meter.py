@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import RedisError
 
 from bot.conversation import ConversationKey
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.policy import Price
 from bot.store import DEFAULT_PREFIX
 from bot.store.client import Client

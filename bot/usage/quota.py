@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.errors import QUOTA_OWNERS, QuotaExceeded
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.policy import Place, PolicySource, QuotaRule
 from bot.store import DEFAULT_PREFIX
 from bot.store.client import Client

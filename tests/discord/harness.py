@@ -1,7 +1,7 @@
 """Running the real Parley service with the real discord.py client against fakes.
 
 `discord_bot()` starts a fake Discord (one guild with #general, people Alice and Bob,
-another bot, a DM with Alice), the fake chat-completions server and `bot.serve.Service`
+another bot, a DM with Alice), the fake chat-completions server and `bot.service.serve.Service`
 (engine, HTTP server and Discord platform, as `parley serve` runs them) on loopback,
 and waits until the gateway is ready. Tests check `assert_no_pings()` at the end.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from adapters.discord.platform import DiscordPlatform
-from bot.serve import Service
+from bot.service.serve import Service
 from bot.settings import Settings
 from tests.fakes.discord_api import FakeDiscord, Json
 from tests.fakes.llm_server import FakeLLM, RecordedRequest

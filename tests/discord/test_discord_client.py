@@ -12,7 +12,7 @@ from discord.http import Route
 from pydantic import SecretStr
 
 from adapters.discord.client import make_client
-from bot.serve import Service
+from bot.service.serve import Service
 from bot.settings import Settings
 from tests.discord.harness import discord_bot
 from tests.fakes.discord_api import FakeDiscord

@@ -14,7 +14,7 @@ from bot.engine import RESTART_TEXT, Engine, EngineConfig
 from bot.errors import ParleyError, UserInputError
 from bot.intake import Envelope, Intake, build_intake
 from bot.intake.steps import RESET_DONE, STEPS
-from bot.llm import ChatClient
+from bot.llm.client import ChatClient
 from bot.settings import Settings
 from bot.store import ConversationStore
 from tests.fakes.llm_server import FakeLLM

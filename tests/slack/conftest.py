@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack.client import make_client
-from bot.serve import Service
+from bot.service.serve import Service
 from bot.settings import Settings
 from tests.fakes.llm_server import FakeLLM
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack

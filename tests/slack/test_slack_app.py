@@ -1,6 +1,6 @@
 """End to end: signed Slack requests into `parley serve`, answers read from the fake Slack.
 
-The real slack-bolt AsyncApp runs inside `bot.serve.Service`, with the real engine, Redis
+The real slack-bolt AsyncApp runs inside `bot.service.serve.Service`, with the real engine, Redis
 and chat-completions client; only Slack's Web API and the model are fakes.
 """
 
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from adapters.slack.sink import MESSAGE_LIMIT
-from bot.chunking import split_message
+from bot.text.chunking import split_message
 from tests.fakes.llm_server import Error, Reply
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID
 from tests.slack.conftest import SlackBot, wait_answer

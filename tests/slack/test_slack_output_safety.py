@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.neutralize import JOINER
+from bot.text.neutralize import JOINER
 from tests.fakes.llm_server import FakeLLM, Reply
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack
 from tests.slack.conftest import SlackBot, slack_settings, started_service, wait_answer

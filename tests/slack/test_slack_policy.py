@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from bot.conversation import system_text
 from bot.intake.policy import estimate
 from bot.policy import Place
-from bot.serve import Service
+from bot.service.serve import Service
 from bot.usage import Governance
 from tests.fakes.llm_server import Error, FakeLLM, Reply
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlack

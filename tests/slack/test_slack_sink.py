@@ -11,9 +11,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack.sink import MESSAGE_LIMIT, ReplyTarget, SlackSink
 from adapters.slack.status import LOADING_MESSAGES, REACTION, ThinkingIndicator
 from adapters.slack.users import UserDirectory
-from bot.chunking import split_message
 from bot.metrics import Metrics
-from bot.sink import FinalReply
+from bot.reply.sink import FinalReply
+from bot.text.chunking import split_message
 from tests.fakes.slack_api import FakeSlack
 
 CHANNEL = "C0CHAN"

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.slack.approval import APPROVE, DENY
-from bot.serve import Service
+from bot.service.serve import Service
 from tests.fakes.llm_server import FakeLLM, FakeToolCall, Reply
 from tests.fakes.slack_api import BOT_TOKEN, FakeSlack, Message
 from tests.slack.conftest import SlackBot, slack_settings, started_service, wait_answer

@@ -17,10 +17,10 @@ from aiohttp import web
 from bot.admin import mount_admin
 from bot.engine import Engine, EngineConfig
 from bot.intake import build_intake
-from bot.llm import ChatClient
+from bot.llm.client import ChatClient
 from bot.metrics import Metrics
-from bot.platform import Platform, configured_platforms
-from bot.server import create_app
+from bot.service.http import create_app
+from bot.service.platform import Platform, configured_platforms
 from bot.settings import DEFAULT_BASE_URL, Settings
 from bot.store import ConversationStore
 from bot.tools import ToolBox

@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from bot.errors import APIStatusError, LLMError, status_error
-from bot.llm_types import ChatEvent, Completed, ReasoningDelta, TextDelta, ToolCall, Usage
+from bot.llm.types import ChatEvent, Completed, ReasoningDelta, TextDelta, ToolCall, Usage
 from bot.tokens import IMAGE_TOKENS, estimate_tokens
 
 _SUGGESTED_DELAY = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.I)

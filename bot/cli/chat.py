@@ -5,7 +5,7 @@ model has not written yet. Commands: `/image PATH-or-URL` attaches an image to t
 message, `/file PATH` a document (PDF, Office file, spreadsheet, text), `/reset` starts
 over (keeping the model), `/model NAME` switches model, `/help`, `/quit`. Any other
 `/word` is answered with the list of commands rather than sent; `//` sends a line that
-starts with a slash. Log lines wait for the end of a turn (`bot.chat_logs`).
+starts with a slash. Log lines wait for the end of a turn (`bot.cli.chat_logs`).
 Each tool call the model makes leaves one dim line (its name, arguments and outcome).
 Piped stdin: each line is a message; the answers go to stdout, and it exits at EOF.
 
@@ -27,16 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bot.attachments import FileKind, classify, skip_reason
-from bot.chat_logs import held_log_handler
+from bot.cli.chat_logs import held_log_handler
 from bot.conversation import Attachment, ConversationKey, IncomingMessage
 from bot.engine import Engine
 from bot.intake import Envelope, build_intake
+from bot.media.attachments import FileKind, classify, skip_reason
 from bot.metrics import Metrics
 from bot.reply import Audience
-from bot.serve import build_engine, config_problem
+from bot.reply.sink import FinalReply
+from bot.service.serve import build_engine, config_problem
 from bot.settings import Limits, Settings
-from bot.sink import FinalReply
 from bot.tools import ToolProgress
 
 HELP = """\

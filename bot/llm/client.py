@@ -2,7 +2,7 @@
 
 Speaks the Evolink / OpenAI chat-completions API (`POST {base}/v1/chat/completions`,
 Bearer auth, SSE with `data: [DONE]` when streaming). What to do after a failure is
-decided by `RetryPlan`; what the bytes mean by `bot.llm_wire`; this module moves bytes
+decided by `RetryPlan`; what the bytes mean by `bot.llm.wire`; this module moves bytes
 and keeps time.
 
 Timeouts (`Timeouts`): `connect`, `write` and `pool` are httpx's. Waiting for the answer
@@ -31,9 +31,9 @@ from httpx_sse import EventSource
 from pydantic import SecretStr
 
 from bot.errors import APIConnectionError, APITimeoutError, LLMError, StreamInterrupted
-from bot.llm_retry import RetryPlan, StreamCut, Switch
-from bot.llm_types import ChatEvent, ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta
-from bot.llm_wire import CompletionBuilder, completions_url, decode_json, error_from_body, redact
+from bot.llm.retry import RetryPlan, StreamCut, Switch
+from bot.llm.types import ChatEvent, ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta
+from bot.llm.wire import CompletionBuilder, completions_url, decode_json, error_from_body, redact
 from bot.settings import ConnectionLimits, RetryPolicy, Settings, Timeouts
 
 log = logging.getLogger(__name__)

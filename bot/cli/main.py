@@ -11,10 +11,10 @@ from datetime import date
 
 from pydantic import ValidationError
 
-from bot.chat_logs import HeldLogHandler
+from bot.cli.chat_logs import HeldLogHandler
 from bot.policy import policy_problem
-from bot.redact import Redactor, install_log_redaction
 from bot.settings import Settings
+from bot.text.redact import Redactor, install_log_redaction
 from bot.usage.command import usage_command
 from bot.usage.meter import DIMENSIONS
 
@@ -104,10 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
-            from bot.serve import serve
+            from bot.service.serve import serve
 
             return asyncio.run(serve(settings))
-        from bot.chat import chat
+        from bot.cli.chat import chat
 
         return asyncio.run(chat(settings, model=args.model, fresh=args.new))
     except KeyboardInterrupt:

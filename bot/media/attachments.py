@@ -2,7 +2,7 @@
 
 Adapters call `skip_reason` before downloading, so nothing unreadable is fetched, and
 `download_cap` for the byte limit of the download itself. Images go through
-`bot.images`; text files and documents (PDF, Office files) through `bot.documents`.
+`bot.media.images`; text files and documents (PDF, Office files) through `bot.documents`.
 """
 
 from __future__ import annotations

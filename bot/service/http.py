@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.platform import Platform
+from bot.service.platform import Platform
 from bot.store import ConversationStore
 
 READY_TIMEOUT = 2.0

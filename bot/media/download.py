@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bot.attachments import human_size
 from bot.errors import UserInputError
+from bot.media.attachments import human_size
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bot.llm_types import Usage
+from bot.llm.types import Usage
 from bot.reply.audience import Audience
 from bot.tools.approval import AskForApproval
 from bot.tools.base import ToolProgress

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.errors import APIConnectionError, APIStatusError, LLMError
-from bot.llm_wire import suggested_model
+from bot.llm.wire import suggested_model
 from bot.settings import RetryPolicy
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

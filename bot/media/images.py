@@ -30,7 +30,7 @@ from PIL import ExifTags, Image, UnidentifiedImageError
 
 from bot.conversation import Attachment
 from bot.errors import ImageTooLarge, TooManyPixels, UnsupportedImage
-from bot.pixel_budget import PixelBudget
+from bot.media.pixel_budget import PixelBudget
 from bot.settings import Limits
 
 # Our own pixel check below replaces Pillow's global one, whose warning tier would

@@ -1,0 +1,1 @@
+"""The `parley` command: `serve`, `chat` (the terminal conversation) and `usage`."""

@@ -1,0 +1,1 @@
+"""The model client: the chat-completions wire format, streaming, retries and fallbacks."""
