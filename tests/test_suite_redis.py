@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ENV = "PARLEY_TEST_REDIS_URL"
 # One test that needs Redis, run as a fresh pytest session.
-NEEDS_REDIS = "tests/test_store.py::test_turns_read_back_oldest_first"
+NEEDS_REDIS = "tests/store/test_store.py::test_turns_read_back_oldest_first"
 
 
 def _pytest(path: str) -> subprocess.CompletedProcess[str]:

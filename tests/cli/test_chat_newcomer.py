@@ -18,10 +18,10 @@ import pytest
 
 from bot.cli.chat_logs import DIM, MAX_HELD, HeldLogHandler
 from bot.settings import Settings
+from tests.cli.test_cli import _OURS, _env, _run
 from tests.fakes.llm_server import Error, FakeLLM, Reply
-from tests.test_cli import _OURS, _env, _run
 
-ENV_EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 
 
 def _model_env(fake_llm: FakeLLM, **more: str) -> dict[str, str]:

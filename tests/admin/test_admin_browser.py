@@ -21,7 +21,7 @@ from bot.conversation import ConversationKey
 from bot.llm.types import Usage
 from bot.metrics import Metrics
 from bot.usage import Governance
-from tests.test_admin import TOKEN, build_site
+from tests.admin.test_admin import TOKEN, build_site
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -34,7 +34,7 @@ from tests.fakes.slack_api import BOT_TOKEN, BOT_USER_ID, SIGNING_SECRET, FakeSl
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPLICAS = 3
 SHUTDOWN_GRACE = 20.0
 READY_WITHIN = 30.0

@@ -21,7 +21,7 @@ from bot.tools import ToolBox
 from bot.tools.mcp_client import McpTimings, McpTools
 from bot.tools.mcp_config import HttpServerConfig, StdioServerConfig, parse_mcp_config
 from tests.fakes.llm_server import FakeLLM, FakeToolCall, closed_base_url
-from tests.test_tool_loop import ask_with_tools, tool_engine
+from tests.tools.test_tool_loop import ask_with_tools, tool_engine
 
 FAST = McpTimings(connect=30, ping_interval=0.2, max_backoff=0.5, first_use_wait=30)
 FAKE_TOOLS = {"lookup", "slow", "fail", "delete_item", "chart", "report", "grow"}
