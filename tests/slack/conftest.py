@@ -13,11 +13,19 @@ import pytest
 import redis.asyncio as aioredis
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack import status
 from adapters.slack.client import make_client
 from bot.service.serve import Service
 from bot.settings import Settings
 from tests.fakes.llm_server import FakeLLM
 from tests.fakes.slack_api import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+
+
+@pytest.fixture(autouse=True)
+def status_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The "thinking" status is shown without its grace: most tests know an answer has
+    ended by its status being cleared (`wait_answer`). Tests of the grace set their own."""
+    monkeypatch.setattr(status, "STATUS_GRACE", 0.0)
 
 
 @pytest.fixture

@@ -13,7 +13,10 @@ import json
 import pytest
 from PIL import Image
 
+from adapters.slack import status
 from adapters.slack.sink import MESSAGE_LIMIT
+from adapters.slack.status import THINKING
+from bot.intake import Envelope, Source
 from bot.text.chunking import split_message
 from tests.fakes.llm_server import Error, Reply
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID
@@ -374,3 +377,63 @@ async def test_readiness_reports_slack(slack_bot: SlackBot) -> None:
     async with slack_bot.http.get(url) as response:
         checks = (await response.json())["checks"]
     assert checks["slack"] is True
+
+
+async def test_a_mentions_message_twin_never_reaches_the_intake(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, intake = slack_bot.fake, slack_bot.service.intake
+    submitted: list[str] = []
+    submit = intake.submit
+
+    async def noted(env: Envelope, source: Source) -> None:
+        submitted.append(env.event_id)
+        await submit(env, source)
+
+    monkeypatch.setattr(intake, "submit", noted)
+    alone, mention = fake.person_says(CHANNEL, f"{MENTION} only the twin comes", user=ALICE)
+    twin = fake.event({**mention["event"], "type": "message", "channel_type": "channel"})
+    status, _, _ = await slack_bot.post(twin)
+    assert status == 200
+
+    message, mention = fake.person_says(CHANNEL, f"{MENTION} hello there", user=ALICE)
+    twin = fake.event({**mention["event"], "type": "message", "channel_type": "channel"})
+    results = await asyncio.gather(slack_bot.post(twin), slack_bot.post(mention))
+    assert [status for status, _, _ in results] == [200, 200]
+    assert await answer_in(slack_bot, message.ts) == "You said: Alice: hello there"
+
+    assert submitted == [f"slack:{fake.team_id}:{CHANNEL}:{message.ts}"]
+    assert fake.bot_messages(CHANNEL, alone.ts) == []
+
+
+async def test_a_message_mentioning_the_bot_in_a_dm_is_answered(slack_bot: SlackBot) -> None:
+    _, body = slack_bot.fake.person_says(
+        "D0ALICE", f"{MENTION} hi in private", user=ALICE, kind="message", channel_type="im"
+    )
+    await slack_bot.post(body)
+    assert await answer_in(slack_bot, None, channel="D0ALICE") == "You said: Alice: hi in private"
+
+
+async def test_a_fast_answer_shows_no_thinking_status(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(status, "STATUS_GRACE", 30.0)  # the answer starts well within it
+    fake = slack_bot.fake
+    thread = await ask(slack_bot, "quick one")
+    await fake.wait_for(
+        lambda: any(not m.streaming for m in fake.bot_messages(CHANNEL, thread)), what="answer"
+    )
+    await slack_bot.service.engine.drain(10)  # the answer's work has ended
+    assert fake.thread_text(CHANNEL, thread) == "You said: Alice: quick one"
+    assert not fake.calls_to("assistant.threads.setStatus")
+    assert not fake.calls_to("reactions.add") and not fake.calls_to("reactions.remove")
+
+
+async def test_a_slow_answer_shows_thinking_and_clears_it(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(status, "STATUS_GRACE", 0.1)
+    slack_bot.llm.enqueue(Reply("Hmm. Yes.", first_token_delay=3.0))  # well past the grace
+    thread = await ask(slack_bot, "hard one")
+    assert await answer_in(slack_bot, thread) == "Hmm. Yes."
+    assert slack_bot.fake.statuses[(CHANNEL, thread)] == [THINKING, ""]

@@ -35,9 +35,7 @@ def make_sink(
     indicator = ThinkingIndicator(
         client, channel=channel, thread_ts=target.thread_ts, question_ts=question.ts
     )
-    sink = SlackSink(
-        client, target, indicator, users=UserDirectory(client), metrics=Metrics()
-    )
+    sink = SlackSink(client, target, indicator, users=UserDirectory(client), metrics=Metrics())
     return sink, question.ts
 
 
@@ -235,3 +233,31 @@ async def test_status_is_refreshed_before_slack_drops_it(
     assert fake_slack.status(CHANNEL, question.ts) == "Thinking… step 2"
     await indicator.clear()
     assert fake_slack.status(CHANNEL, question.ts) == ""
+
+
+async def test_thinking_waits_its_grace_and_an_explicit_status_does_not(
+    fake_slack: FakeSlack, slack_client: AsyncWebClient
+) -> None:
+    question = fake_slack.add_message(CHANNEL, "question", user=USER)
+
+    def indicator() -> ThinkingIndicator:
+        return ThinkingIndicator(
+            slack_client,
+            channel=CHANNEL,
+            thread_ts=question.ts,
+            question_ts=question.ts,
+            grace=30.0,
+        )
+
+    quick = indicator()
+    await quick.show()
+    await quick.quiet()  # the answer showed within the grace
+    await quick.clear()
+    assert not fake_slack.calls_to("assistant.threads.setStatus")
+
+    tool = indicator()
+    await tool.show()
+    await tool.show("Using fake__lookup…")  # a step to show: at once, not after the grace
+    assert fake_slack.statuses[(CHANNEL, question.ts)] == ["Using fake__lookup…"]
+    await tool.clear()
+    assert fake_slack.statuses[(CHANNEL, question.ts)] == ["Using fake__lookup…", ""]
