@@ -33,8 +33,9 @@ from pydantic import SecretStr
 from bot.errors import APIConnectionError, APITimeoutError, LLMError, StreamInterrupted
 from bot.llm.retry import RetryPlan, StreamCut, Switch
 from bot.llm.types import ChatEvent, ChatRequest, Completed, Fallback, ReasoningDelta, TextDelta
-from bot.llm.wire import CompletionBuilder, completions_url, decode_json, error_from_body, redact
+from bot.llm.wire import CompletionBuilder, completions_url, decode_json, error_from_body
 from bot.settings import ConnectionLimits, RetryPolicy, Settings, Timeouts
+from bot.text.redact import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +158,9 @@ class ChatClient:
         self._fallback_until = float("-inf")
         self._on_retry = on_retry
         self._on_fallback = on_fallback
-        self._secrets = (api_key.get_secret_value(),) if api_key else ()
-        self._auth = {"Authorization": f"Bearer {self._secrets[0]}"} if self._secrets else {}
+        key = api_key.get_secret_value() if api_key else ""
+        self._auth = {"Authorization": f"Bearer {key}"} if key else {}
+        self._redact = Redactor((key,))  # a server may echo the key back in an error
         pool = httpx.Limits(
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive,
@@ -289,7 +291,7 @@ class ChatClient:
                         if not data:
                             continue
                         if '"error"' in data:
-                            data = redact(data, self._secrets)
+                            data = self._redact(data)
                         events = builder.add_chunk(decode_json(data))
                         if builder.progressed:
                             deadline.progressed()
@@ -347,7 +349,7 @@ class ChatClient:
             response.reason_phrase,
             content,
             response.headers.get("retry-after"),
-            self._secrets,
+            self._redact,
         )
 
     async def _read_json(self, response: httpx.Response, deadline: _Deadline) -> dict[str, object]:

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.errors import APIStatusError, LLMError, status_error
 from bot.llm.types import ChatEvent, Completed, ReasoningDelta, TextDelta, ToolCall, Usage
+from bot.text.redact import Redactor
 from bot.tokens import IMAGE_TOKENS, estimate_tokens
 
 _SUGGESTED_DELAY = re.compile(r"retry\s+after\s+(\d+(?:\.\d+)?)\s*(?:s\b|sec|second)", re.I)
@@ -65,13 +66,6 @@ def retry_after_seconds(header: str | None, suggestion: str | None) -> float | N
     return None
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _opt_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -104,11 +98,11 @@ def error_from_payload(
 
 
 def error_from_body(
-    status: int, reason: str, content: bytes, retry_after: str | None, secrets: Iterable[str]
+    status: int, reason: str, content: bytes, retry_after: str | None, redact: Redactor
 ) -> APIStatusError:
     """The typed error for a non-2xx response body, with any secret the server echoed
     replaced, so neither the message nor the kept body can leak it into a log."""
-    text = redact(content.decode("utf-8", errors="replace"), secrets)
+    text = redact(content.decode("utf-8", errors="replace"))
     payload: Any
     try:
         payload = json.loads(text)

@@ -30,6 +30,7 @@ from bot.llm.wire import (
     suggested_model,
 )
 from bot.settings import RetryPolicy
+from bot.text.redact import Redactor
 from bot.tokens import IMAGE_TOKENS, estimate_tokens
 
 
@@ -82,7 +83,7 @@ def test_error_body_in_the_seed_shape() -> None:
         b'{"error": {"code": 404, "message": "Specified model not found",'
         b' "type": "not_found_error", "param": "model", "fallback_suggestion": "gpt-5.5"}}'
     )
-    error = error_from_body(404, "Not Found", content, None, ())
+    error = error_from_body(404, "Not Found", content, None, Redactor(()))
     assert isinstance(error, NotFoundError)
     assert (error.api_message, error.type, error.param, error.fallback_suggestion) == (
         "Specified model not found",
@@ -106,22 +107,22 @@ def test_error_body_in_the_seed_shape() -> None:
     ],
 )
 def test_odd_error_bodies(content: bytes, message: str) -> None:
-    error = error_from_body(400, "Bad Request", content, None, ())
+    error = error_from_body(400, "Bad Request", content, None, Redactor(()))
     assert isinstance(error, BadRequestError)
     assert error.api_message == message
 
 
 def test_error_bodies_are_redacted() -> None:
     content = b'{"error": {"message": "bad key sk-123", "type": "authentication_error"}}'
-    error = error_from_body(401, "Unauthorized", content, None, ("sk-123",))
-    assert error.api_message == "bad key ***"
+    error = error_from_body(401, "Unauthorized", content, None, Redactor(("sk-123",)))
+    assert error.api_message == "bad key [redacted]"
     assert "sk-123" not in repr(error.body)
 
 
 def test_retry_after_comes_from_header_or_suggestion() -> None:
     seed_429 = b'{"error": {"code": 429, "fallback_suggestion": "retry after 60 seconds"}}'
-    assert error_from_body(429, "", seed_429, None, ()).retry_after == 60.0
-    assert error_from_body(429, "", seed_429, "3", ()).retry_after == 3.0
+    assert error_from_body(429, "", seed_429, None, Redactor(())).retry_after == 60.0
+    assert error_from_body(429, "", seed_429, "3", Redactor(())).retry_after == 3.0
 
 
 def test_tool_call_deltas_by_index() -> None:
