@@ -55,8 +55,7 @@ from bot.media.attachments import FileKind, classify
 from bot.media.images import normalize_images
 from bot.media.pixel_budget import PixelBudget
 from bot.metrics import Metrics
-from bot.policy import Persona, ToolFilter
-from bot.policy.resolve import ALL_TOOLS
+from bot.policy import Base, Persona
 from bot.rejected import without_rejected
 from bot.reply import audience_of
 from bot.reply.sink import FinalReply, ReplySink, show_tool_progress
@@ -92,16 +91,9 @@ class EngineConfig:
 
     def persona(self) -> Persona:
         """The persona of every turn when no policy gives one."""
-        return Persona(
-            name="settings",
-            model=self.model,
-            system_prompt=self.system_prompt,
-            generation=self.generation,
-            tools=ToolFilter((ALL_TOOLS,) if self.tools else ()),
-            approve_tools=ToolFilter(()),
-            show_reasoning=self.show_reasoning,
-            allow_mentions=False,
-        )
+        return Base(
+            self.model, self.system_prompt, self.generation, self.tools, self.show_reasoning
+        ).persona()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EngineConfig:

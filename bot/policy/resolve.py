@@ -12,6 +12,7 @@ channel (for a Discord thread, its parent channel) as `Place.channel`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
@@ -131,6 +132,27 @@ class Base:
             show_reasoning=settings.bot_show_reasoning,
         )
 
+    def persona(self, name: str = "settings", merged: Mapping[str, Any] | None = None) -> Persona:
+        """The persona: the layers' `merged` fields over these defaults (none: the
+        settings' own persona, as when no policy file is set)."""
+        merged = merged or {}
+        generation = {
+            param: merged.get(param, getattr(self.generation, param))
+            for param in _GENERATION_FIELDS
+        }
+        # BOT_TOOLS off means no tools at all, whatever a layer lists.
+        tools = merged.get("tools", [ALL_TOOLS]) if self.tools else []
+        return Persona(
+            name=name,
+            model=merged.get("model", self.model),
+            system_prompt=merged.get("system_prompt", self.system_prompt),
+            generation=GenerationParams(**generation),
+            tools=ToolFilter(tuple(tools)),
+            approve_tools=ToolFilter(tuple(merged.get("approve_tools", []))),
+            show_reasoning=merged.get("show_reasoning", self.show_reasoning),
+            allow_mentions=merged.get("allow_mentions", False),
+        )
+
 
 class Policy:
     """One loaded policy file over the settings' base. Immutable; cheap to query."""
@@ -205,29 +227,10 @@ class Policy:
                     denied_by = None if value else reason
         return Effective(
             decision=Decision(allowed=denied_by is None, reason=denied_by),
-            persona=self._persona(persona_name, merged),
+            persona=self.base.persona(persona_name, merged),
             quota=_quota_rule(Quota(**quota)),
             layers=tuple(label for _, label, _ in layers),
         )
-
-    def _persona(self, name: str, merged: dict[str, Any]) -> Persona:
-        base = self.base
-        generation = {
-            name: merged.get(name, getattr(base.generation, name)) for name in _GENERATION_FIELDS
-        }
-        # BOT_TOOLS off means no tools at all, whatever a layer lists.
-        tools = merged.get("tools", [ALL_TOOLS]) if base.tools else []
-        return Persona(
-            name=name,
-            model=merged.get("model", base.model),
-            system_prompt=merged.get("system_prompt", base.system_prompt),
-            generation=GenerationParams(**generation),
-            tools=ToolFilter(tuple(tools)),
-            approve_tools=ToolFilter(tuple(merged.get("approve_tools", []))),
-            show_reasoning=merged.get("show_reasoning", base.show_reasoning),
-            allow_mentions=merged.get("allow_mentions", False),
-        )
-
 
 def _quota_rule(quota: Quota) -> QuotaRule:
     return QuotaRule(
