@@ -19,6 +19,7 @@ from bot.engine import Engine, EngineConfig
 from bot.intake import build_intake
 from bot.llm.client import ChatClient
 from bot.metrics import Metrics
+from bot.service import collector
 from bot.service.http import create_app
 from bot.service.platform import Platform, configured_platforms
 from bot.settings import DEFAULT_BASE_URL, Settings
@@ -145,6 +146,7 @@ async def serve(settings: Settings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await service.start()
+    collector.settle()
     await stop.wait()
     log.info("shutting down: finishing answers in flight")
     await service.shutdown()
