@@ -91,6 +91,7 @@ class Sink:
     """Takes every update, as a platform with no rate limit would."""
 
     min_update_interval: float = 0.0
+    first_update_delay: float = 0.0
     updates: int = 0
     finished: float = 0.0
     failed: str | None = None

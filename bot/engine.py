@@ -131,10 +131,11 @@ class _Pusher:
     """Shows the latest text on the sink, at most once per interval, off the read loop.
 
     It holds the growing list of text chunks and joins them only when it pushes, so a
-    long answer costs one join per update, not one per token. Closing never interrupts
-    a sink call in progress: a platform request cut off halfway could leave a message
-    the sink does not know about. Secrets are redacted from what it shows, and an ending
-    that may be the start of one waits for the text after it.
+    long answer costs one join per update, not one per token. The first text waits the
+    sink's `first_update_delay`; a status or a tool step is shown at once. Closing never
+    interrupts a sink call in progress: a platform request cut off halfway could leave
+    a message the sink does not know about. Secrets are redacted from what it shows,
+    and an ending that may be the start of one waits for the text after it.
     """
 
     def __init__(self, sink: ReplySink, redact: Redactor) -> None:
@@ -165,6 +166,9 @@ class _Pusher:
         shown = 0
         while True:
             await self._wake.wait()
+            if not self._shown and self._status is None and not self._steps:
+                # Cancelled by `close` when the answer ends first.
+                await asyncio.sleep(self._sink.first_update_delay)
             self._wake.clear()
             self._in_sink = True
             try:

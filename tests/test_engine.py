@@ -31,6 +31,7 @@ class RecordingSink:
     """Our own ReplySink protocol, recorded: what a platform adapter would be told."""
 
     min_update_interval: float = 0.0
+    first_update_delay: float = 0.0
     calls: list[str] = field(default_factory=list)
     updates: list[str] = field(default_factory=list)
     progress_seen: list[str] = field(default_factory=list)
@@ -497,3 +498,25 @@ async def test_a_refused_setting_keeps_the_image(
     assert sink.failure == "The model rejected the request: temperature is not supported"
     stored = await redis_client.lrange("parley:conv:{" + KEY.id + "}", 0, -1)
     assert len(Turn.from_json(stored[0]).image_hashes) == 1
+
+
+async def test_an_answer_complete_within_the_first_update_delay_is_only_finished(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Reply("a short answer", chunk_size=2))
+    sink = RecordingSink(first_update_delay=60.0)
+    await engine.handle(_msg("hi"), sink)
+    assert sink.updates == []
+    assert sink.calls == ["start", "finish"]
+    assert sink.final is not None and sink.final.text == "a short answer"
+
+
+async def test_a_longer_answer_starts_showing_after_the_first_update_delay(
+    engine: Engine, fake_llm: FakeLLM
+) -> None:
+    fake_llm.enqueue(Reply("word " * 60, chunk_size=5, chunk_delay=0.02))  # >= 1.2 s of stream
+    sink = RecordingSink(first_update_delay=0.2, min_update_interval=0.2)
+    await engine.handle(_msg("talk"), sink)
+    assert sink.updates, "a long answer is shown while it streams"
+    assert len(sink.updates[0]) < len("word " * 60)
+    assert sink.final is not None and sink.final.text == "word " * 60

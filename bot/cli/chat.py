@@ -58,6 +58,7 @@ class TerminalSink:
     """Writes the answer to `out` as it grows; status lines go to `status` (a tty)."""
 
     min_update_interval = 0.0  # a terminal can show every token
+    first_update_delay = 0.0  # and at once: showing costs nothing
 
     def __init__(self, out: TextIO, status: TextIO | None) -> None:
         self._out = out

@@ -4,8 +4,10 @@ The engine calls, in order: `start()` once; `meet()` once it has read the conver
 (not at all when it answers without reading it); then any number of `progress()` and
 `update()`; then exactly one of `finish()` or `fail()`. It never calls `update()` more
 often than `min_update_interval` seconds apart, so adapters need no throttling of their
-own. `update()` always gets the whole answer so far; an adapter that appends (Slack's
-streaming methods) sends the part after what it already sent.
+own, and the first `update()` comes `first_update_delay` seconds after the first text:
+an answer complete by then gets no `update()` at all, only `finish()`. `update()`
+always gets the whole answer so far; an adapter that appends (Slack's streaming
+methods) sends the part after what it already sent.
 
 A sink's methods own their platform errors: they log them and carry on, because a
 failed edit must not lose the answer. `finish()` must leave the full, exact text.
@@ -39,6 +41,7 @@ class FinalReply:
 
 class ReplySink(Protocol):
     min_update_interval: float
+    first_update_delay: float
 
     async def start(self) -> None:
         """Show that the bot is working on it ("thinking", typing, a reaction)."""

@@ -15,6 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import status
 from adapters.slack.client import make_client
+from adapters.slack.sink import SlackSink
 from bot.service.serve import Service
 from bot.settings import Settings
 from tests.fakes.llm_server import FakeLLM
@@ -26,6 +27,13 @@ def status_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The "thinking" status is shown without its grace: most tests know an answer has
     ended by its status being cleared (`wait_answer`). Tests of the grace set their own."""
     monkeypatch.setattr(status, "STATUS_GRACE", 0.0)
+
+
+@pytest.fixture(autouse=True)
+def stream_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Answers stream from their first token, as an answer longer than the first update's
+    delay does: the fake model's answers are short. Tests of the delay set their own."""
+    monkeypatch.setattr(SlackSink, "first_update_delay", 0.0)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from adapters.slack import status
-from adapters.slack.sink import MESSAGE_LIMIT
+from adapters.slack.sink import FIRST_UPDATE_DELAY, MESSAGE_LIMIT, SlackSink
 from adapters.slack.status import THINKING
 from bot.intake import Envelope, Source
 from bot.text.chunking import split_message
@@ -69,6 +69,18 @@ async def test_mention_is_answered_in_its_thread_once(slack_bot: SlackBot) -> No
     assert len(slack_bot.llm.requests) == 2  # this question and the barrier
     start = fake.calls_to("chat.startStream")[0].args
     assert start["recipient_user_id"] == ALICE and start["thread_ts"] == message.ts
+
+
+async def test_a_short_answer_is_posted_whole_in_one_call(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(SlackSink, "first_update_delay", FIRST_UPDATE_DELAY)
+    fake = slack_bot.fake
+    thread = await ask(slack_bot, "hello there")
+    assert await answer_in(slack_bot, thread) == "You said: Alice: hello there"
+    answering = [c.method for c in fake.calls if c.args.get("thread_ts") == thread]
+    assert answering.count("chat.postMessage") == 1
+    assert not [m for m in answering if m.endswith("Stream") or m == "chat.update"]
 
 
 async def test_follow_up_in_the_thread_is_answered_with_history(slack_bot: SlackBot) -> None:
