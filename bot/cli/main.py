@@ -104,9 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.command == "serve":
-            from bot.service.serve import serve
+            from bot.service.serve import run
 
-            return asyncio.run(serve(settings))
+            return run(settings)
         from bot.cli.chat import chat
 
         return asyncio.run(chat(settings, model=args.model, fresh=args.new))

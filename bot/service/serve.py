@@ -131,6 +131,18 @@ class Service:
         await self.engine.store.aclose()
 
 
+def run(settings: Settings) -> int:
+    """`serve` on its own event loop: uvloop's where it is installed (every platform but
+    Windows), which spends about 0.2 ms less CPU on a turn than asyncio's own loop
+    (`python -m bench.slack`: the loop's callbacks and socket reads were a quarter of
+    the process's CPU in a burst)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(serve(settings))
+    return uvloop.run(serve(settings))
+
+
 async def serve(settings: Settings) -> int:
     """Run until SIGTERM or SIGINT; the process exit status."""
     if not configured_platforms(settings):
