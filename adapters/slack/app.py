@@ -33,13 +33,18 @@ def build_app(
     handlers: Handlers,
 ) -> AsyncApp:
     """Signature verification stays on (HTTP mode; Socket Mode requests skip it), and
-    listeners run after the ack, so every event is acknowledged within Slack's 3 s."""
+    listeners run after the ack, so every event is acknowledged within Slack's 3 s.
+
+    Bolt's own filter of the bot's events is off: the intake's ignore step
+    (`bot.intake.steps`) is the one place that drops the bot's and other bots' messages,
+    counted in `parley_intake_stopped_total`, for Slack and Discord alike."""
     app = AsyncApp(
         name="parley",
         client=client,
         signing_secret=signing_secret,
         process_before_response=False,
         request_verification_enabled=True,
+        ignoring_self_events_enabled=False,
         logger=BOLT_LOG,
     )
     app.use(gate.middleware)

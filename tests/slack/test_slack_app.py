@@ -223,6 +223,45 @@ async def test_bots_and_housekeeping_are_ignored(slack_bot: SlackBot) -> None:
     assert len(slack_bot.llm.requests) == 1
 
 
+def stopped(bot: SlackBot, reason: str) -> float:
+    value = bot.service.metrics.registry.get_sample_value(
+        "parley_intake_stopped_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+async def test_the_bots_own_messages_are_stopped_by_the_intake(slack_bot: SlackBot) -> None:
+    """Bolt's self-event filter is off, so the intake's ignore step is what drops them,
+    even in a thread the bot holds, where a person's reply would be answered."""
+    thread = await ask(slack_bot, "start a thread")
+    await answer_in(slack_bot, thread)
+    in_thread = {"channel": CHANNEL, "channel_type": "channel", "thread_ts": thread}
+    own = [
+        {**in_thread, "ts": "2.1", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": "my answer"},
+        {
+            **in_thread,
+            "ts": "2.2",
+            "subtype": "bot_message",
+            "bot_id": BOT_ID,
+            "text": "as the app",
+        },
+        {
+            "channel": "D0ALICE",
+            "channel_type": "im",
+            "ts": "2.3",
+            "user": BOT_USER_ID,
+            "text": "hi",
+        },
+    ]
+    for event in own:
+        status, _, _ = await slack_bot.post(slack_bot.fake.event({"type": "message", **event}))
+        assert status == 200
+    await slack_bot.fake.wait_for(lambda: stopped(slack_bot, "self") >= len(own), what="stops")
+    await settle(slack_bot)
+    assert stopped(slack_bot, "self") == len(own)
+    assert len(slack_bot.llm.requests) == 2  # the thread's first question and the barrier
+
+
 async def test_ack_is_immediate_while_the_model_thinks_for_10s(slack_bot: SlackBot) -> None:
     slack_bot.llm.enqueue(Reply(text="slow", first_token_delay=10))
     message, body = slack_bot.fake.person_says(CHANNEL, f"{MENTION} take your time", user=ALICE)
