@@ -7,6 +7,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.authorization import OneAuthTest
 from adapters.slack.feedback import COMMENT_VIEW, FEEDBACK_ACTION
 from adapters.slack.gate import AckGate
 from adapters.slack.handlers import Handlers
@@ -27,6 +28,7 @@ BOLT_LOG.addFilter(_ClientOverToken())
 def build_app(
     *,
     client: AsyncWebClient,
+    authorize: OneAuthTest,
     signing_secret: str,
     slash_command: str,
     gate: AckGate,
@@ -34,6 +36,7 @@ def build_app(
 ) -> AsyncApp:
     """Signature verification stays on (HTTP mode; Socket Mode requests skip it), and
     listeners run after the ack, so every event is acknowledged within Slack's 3 s.
+    `authorize` is the platform's own: one `auth.test` per process serves both.
 
     Bolt's own filter of the bot's events is off: the intake's ignore step
     (`bot.intake.steps`) is the one place that drops the bot's and other bots' messages,
@@ -41,6 +44,7 @@ def build_app(
     app = AsyncApp(
         name="parley",
         client=client,
+        authorize=authorize,
         signing_secret=signing_secret,
         process_before_response=False,
         request_verification_enabled=True,

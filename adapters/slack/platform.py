@@ -16,6 +16,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import build_app
 from adapters.slack.approval import register_approval
+from adapters.slack.authorization import OneAuthTest
 from adapters.slack.calls import slack_call
 from adapters.slack.client import make_client
 from adapters.slack.events import Translator
@@ -49,6 +50,7 @@ class SlackPlatform:
         self._verifier = SignatureVerifier(self._signing_secret) if self._signing_secret else None
         self._app_token = app_token.get_secret_value() if app_token is not None else None
         self.client = make_client(token, settings.slack_api_url)
+        self.auth = OneAuthTest(self.client)
         self._http = httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False)
         files = FileFetcher(
             self._http, token=token, allowed_hosts=settings.slack_file_hosts, limits=limits
@@ -59,6 +61,7 @@ class SlackPlatform:
         self.handlers = Handlers(intake, self.client, translator)
         self.app = build_app(
             client=self.client,
+            authorize=self.auth,
             signing_secret=self._signing_secret or "",
             slash_command=settings.slack_slash_command,
             gate=self.gate,
@@ -131,7 +134,7 @@ class SlackPlatform:
     async def _authenticate(self) -> None:
         delay = 1.0
         while True:
-            out = await slack_call(self.client.auth_test)
+            out = await slack_call(self.auth.auth_test)
             if out.ok:
                 log.info("Slack: signed in as %s in %s", out.get("user"), out.get("team"))
                 self._authenticated = True
