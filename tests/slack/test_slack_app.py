@@ -12,8 +12,11 @@ import json
 
 import pytest
 from PIL import Image
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from adapters.slack import status
+from adapters.slack.platform import SlackPlatform
 from adapters.slack.sink import MESSAGE_LIMIT
 from adapters.slack.status import THINKING
 from bot.intake import Envelope, Source
@@ -443,6 +446,34 @@ async def test_a_mentions_message_twin_never_reaches_the_intake(
 
     assert submitted == [f"slack:{fake.team_id}:{CHANNEL}:{message.ts}"]
     assert fake.bot_messages(CHANNEL, alone.ts) == []
+
+
+async def test_a_signed_twin_is_acknowledged_before_bolt_and_an_unsigned_one_refused(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (platform,) = slack_bot.service.platforms
+    assert isinstance(platform, SlackPlatform)
+    dispatched: list[str] = []
+    dispatch = platform.app.async_dispatch
+
+    async def noted(req: AsyncBoltRequest) -> BoltResponse:
+        dispatched.append(req.body["event"]["type"])
+        return await dispatch(req)
+
+    monkeypatch.setattr(platform.app, "async_dispatch", noted)
+    fake = slack_bot.fake
+    message, mention = fake.person_says(CHANNEL, f"{MENTION} hello there", user=ALICE)
+    twin = fake.event({**mention["event"], "type": "message", "channel_type": "channel"})
+    assert (await slack_bot.post(twin, secret="not-the-secret"))[0] == 401
+    raw, headers = fake.signed_request(twin)
+    headers["X-Slack-Request-Timestamp"] = str(int(headers["X-Slack-Request-Timestamp"]) - 600)
+    assert (await slack_bot.post(raw, headers=headers))[0] == 401
+    assert (await slack_bot.post(twin))[0] == 200
+    assert dispatched == []
+
+    assert (await slack_bot.post(mention))[0] == 200
+    assert await answer_in(slack_bot, message.ts) == "You said: Alice: hello there"
+    assert dispatched == ["app_mention"]
 
 
 async def test_a_message_mentioning_the_bot_in_a_dm_is_answered(slack_bot: SlackBot) -> None:

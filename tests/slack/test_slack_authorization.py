@@ -109,3 +109,23 @@ async def test_a_refused_auth_test_is_not_kept_and_the_next_request_asks_again(
     await fake.wait_for(unready.platform.ready, what="readiness")  # its retry finds the answer
     assert len(fake.calls_to("auth.test")) == 2
     assert fake.bot_messages(CHANNEL, refused.ts) == []
+
+
+async def test_a_twin_before_the_first_auth_test_answer_is_dropped_in_bolt(
+    unready: Unready,
+) -> None:
+    """Before bolt, a twin can't be told from a message mentioning someone else; the
+    gate's middleware, after authorization, drops it instead."""
+    fake = unready.bot.fake
+    early, mention = fake.person_says(CHANNEL, f"{MENTION} twin first", user=ALICE)
+    twin = fake.event({**mention["event"], "type": "message", "channel_type": "channel"})
+    post = asyncio.create_task(unready.bot.post(twin))
+    await fake.wait_for(lambda: unready.dispatched() == 1, what="the twin in bolt")
+    unready.released.set()
+    assert (await post)[0] == 200
+
+    message, later = fake.person_says(CHANNEL, f"{MENTION} later", user=ALICE)
+    assert (await unready.bot.post(later))[0] == 200
+    assert await wait_answer(fake, message.ts, channel=CHANNEL) == "You said: Alice: later"
+    assert fake.bot_messages(CHANNEL, early.ts) == []
+    assert len(unready.bot.llm.requests) == 1
