@@ -7,6 +7,7 @@ import logging
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.authorization import OneAuthTest
 from adapters.slack.feedback import COMMENT_VIEW, FEEDBACK_ACTION
 from adapters.slack.gate import AckGate
 from adapters.slack.handlers import Handlers
@@ -27,19 +28,27 @@ BOLT_LOG.addFilter(_ClientOverToken())
 def build_app(
     *,
     client: AsyncWebClient,
+    authorize: OneAuthTest,
     signing_secret: str,
     slash_command: str,
     gate: AckGate,
     handlers: Handlers,
 ) -> AsyncApp:
     """Signature verification stays on (HTTP mode; Socket Mode requests skip it), and
-    listeners run after the ack, so every event is acknowledged within Slack's 3 s."""
+    listeners run after the ack, so every event is acknowledged within Slack's 3 s.
+    `authorize` is the platform's own: one `auth.test` per process serves both.
+
+    Bolt's own filter of the bot's events is off: the intake's ignore step
+    (`bot.intake.steps`) is the one place that drops the bot's and other bots' messages,
+    counted in `parley_intake_stopped_total`, for Slack and Discord alike."""
     app = AsyncApp(
         name="parley",
         client=client,
+        authorize=authorize,
         signing_secret=signing_secret,
         process_before_response=False,
         request_verification_enabled=True,
+        ignoring_self_events_enabled=False,
         logger=BOLT_LOG,
     )
     app.use(gate.middleware)

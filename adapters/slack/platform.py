@@ -16,11 +16,12 @@ from slack_sdk.signature import SignatureVerifier
 
 from adapters.slack.app import build_app
 from adapters.slack.approval import register_approval
+from adapters.slack.authorization import OneAuthTest
 from adapters.slack.calls import slack_call
 from adapters.slack.client import make_client
 from adapters.slack.events import Translator
 from adapters.slack.files import FileFetcher
-from adapters.slack.gate import AckGate, malformed
+from adapters.slack.gate import AckGate, Malformed, acknowledge_twin, json_body, mention_twin
 from adapters.slack.handlers import Handlers
 from adapters.slack.users import UserDirectory
 from bot.errors import PlatformConfigError
@@ -49,6 +50,7 @@ class SlackPlatform:
         self._verifier = SignatureVerifier(self._signing_secret) if self._signing_secret else None
         self._app_token = app_token.get_secret_value() if app_token is not None else None
         self.client = make_client(token, settings.slack_api_url)
+        self.auth = OneAuthTest(self.client)
         self._http = httpx.AsyncClient(timeout=DOWNLOAD_TIMEOUT, follow_redirects=False)
         files = FileFetcher(
             self._http, token=token, allowed_hosts=settings.slack_file_hosts, limits=limits
@@ -59,6 +61,7 @@ class SlackPlatform:
         self.handlers = Handlers(intake, self.client, translator)
         self.app = build_app(
             client=self.client,
+            authorize=self.auth,
             signing_secret=self._signing_secret or "",
             slash_command=settings.slack_slash_command,
             gate=self.gate,
@@ -111,17 +114,23 @@ class SlackPlatform:
 
     async def _on_request(self, request: web.Request) -> web.Response:
         raw = await request.text()
-        problem = malformed(raw, request.content_type)
-        if problem is not None:
+        try:
+            body = json_body(raw, request.content_type)
+        except Malformed as problem:
             if not self._signed(raw, request.headers):
                 return web.Response(status=401, text="invalid request")
             log.info("refused a signed Slack request: %s", problem)
             return web.Response(status=400, text="malformed request")
+        if body is not None and mention_twin(body, self.auth.bot_user_id):
+            if not self._signed(raw, request.headers):
+                return web.Response(status=401, text="invalid request")
+            return await to_aiohttp_response(acknowledge_twin(body))
         bolt_request = await to_bolt_request(request)
         return await to_aiohttp_response(await self.app.async_dispatch(bolt_request))
 
     def _signed(self, raw_body: str, headers: Mapping[str, str]) -> bool:
-        """Whether Slack signed the request; bolt checks it again, as for every request."""
+        """Whether Slack signed the request, for the answers given before bolt (which
+        verifies every request it sees itself)."""
         timestamp = headers.get("X-Slack-Request-Timestamp", "0")
         signature = headers.get("X-Slack-Signature", "")
         return self._verifier is not None and self._verifier.is_valid(
@@ -131,7 +140,7 @@ class SlackPlatform:
     async def _authenticate(self) -> None:
         delay = 1.0
         while True:
-            out = await slack_call(self.client.auth_test)
+            out = await slack_call(self.auth.auth_test)
             if out.ok:
                 log.info("Slack: signed in as %s in %s", out.get("user"), out.get("team"))
                 self._authenticated = True

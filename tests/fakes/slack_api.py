@@ -13,6 +13,8 @@ Switches that make it behave like a workspace that refuses things:
     fake.refuse_status = "missing_scope"                 # assistant.threads.setStatus
     fake.rate_limit("chat.postMessage", times=1, retry_after=0)   # HTTP 429s
     fake.refuse_task_chunks = "invalid_chunks"  # task_update chunks in the stream methods
+    fake.refuse("auth.test", "fatal_error", times=1)     # ok: false with this error
+    released = fake.hold("auth.test")  # calls wait (recorded) until `released.set()`
 
 `task_updates` records every `task_update` chunk the bot streamed, in order;
 `ephemerals` the messages only one person saw; `block_action()` builds the form body
@@ -159,6 +161,10 @@ class FakeSlack:
         self._rate_limits: dict[str, collections.deque[int]] = collections.defaultdict(
             collections.deque
         )
+        self._refusals: dict[str, collections.deque[str]] = collections.defaultdict(
+            collections.deque
+        )
+        self._holds: dict[str, asyncio.Event] = {}
         self._clock = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._runner: web.AppRunner | None = None
@@ -243,6 +249,15 @@ class FakeSlack:
     def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 0) -> None:
         """The next `times` calls of `method` get HTTP 429 with this Retry-After."""
         self._rate_limits[method].extend([retry_after] * times)
+
+    def refuse(self, method: str, error: str, *, times: int = 1) -> None:
+        """The next `times` calls of `method` answer `ok: false` with `error`."""
+        self._refusals[method].extend([error] * times)
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Calls of `method` are recorded, then answered only once the event returned is set."""
+        released = self._holds[method] = asyncio.Event()
+        return released
 
     # -- events the fake sends to the bot ---------------------------------------------
 
@@ -422,6 +437,8 @@ class FakeSlack:
         auth = request.headers.get("Authorization", "")
         token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else args.get("token")
         self.calls.append(Call(method, args, token))
+        if method in self._holds:
+            await self._holds[method].wait()
         if self._rate_limits.get(method):
             retry_after = self._rate_limits[method].popleft()
             return web.json_response(
@@ -435,6 +452,8 @@ class FakeSlack:
         expected = self.app_token if method == "apps.connections.open" else self.bot_token
         if token != expected:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if self._refusals.get(method):
+            return web.json_response({"ok": False, "error": self._refusals[method].popleft()})
         try:
             result: Json = handler(args)
         except SlackError as exc:

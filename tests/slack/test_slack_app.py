@@ -12,8 +12,11 @@ import json
 
 import pytest
 from PIL import Image
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 
 from adapters.slack import status
+from adapters.slack.platform import SlackPlatform
 from adapters.slack.sink import FIRST_UPDATE_DELAY, MESSAGE_LIMIT, SlackSink
 from adapters.slack.status import THINKING
 from bot.intake import Envelope, Source
@@ -235,6 +238,45 @@ async def test_bots_and_housekeeping_are_ignored(slack_bot: SlackBot) -> None:
     assert len(slack_bot.llm.requests) == 1
 
 
+def stopped(bot: SlackBot, reason: str) -> float:
+    value = bot.service.metrics.registry.get_sample_value(
+        "parley_intake_stopped_total", {"reason": reason}
+    )
+    return value or 0.0
+
+
+async def test_the_bots_own_messages_are_stopped_by_the_intake(slack_bot: SlackBot) -> None:
+    """Bolt's self-event filter is off, so the intake's ignore step is what drops them,
+    even in a thread the bot holds, where a person's reply would be answered."""
+    thread = await ask(slack_bot, "start a thread")
+    await answer_in(slack_bot, thread)
+    in_thread = {"channel": CHANNEL, "channel_type": "channel", "thread_ts": thread}
+    own = [
+        {**in_thread, "ts": "2.1", "user": BOT_USER_ID, "bot_id": BOT_ID, "text": "my answer"},
+        {
+            **in_thread,
+            "ts": "2.2",
+            "subtype": "bot_message",
+            "bot_id": BOT_ID,
+            "text": "as the app",
+        },
+        {
+            "channel": "D0ALICE",
+            "channel_type": "im",
+            "ts": "2.3",
+            "user": BOT_USER_ID,
+            "text": "hi",
+        },
+    ]
+    for event in own:
+        status, _, _ = await slack_bot.post(slack_bot.fake.event({"type": "message", **event}))
+        assert status == 200
+    await slack_bot.fake.wait_for(lambda: stopped(slack_bot, "self") >= len(own), what="stops")
+    await settle(slack_bot)
+    assert stopped(slack_bot, "self") == len(own)
+    assert len(slack_bot.llm.requests) == 2  # the thread's first question and the barrier
+
+
 async def test_ack_is_immediate_while_the_model_thinks_for_10s(slack_bot: SlackBot) -> None:
     slack_bot.llm.enqueue(Reply(text="slow", first_token_delay=10))
     message, body = slack_bot.fake.person_says(CHANNEL, f"{MENTION} take your time", user=ALICE)
@@ -416,6 +458,34 @@ async def test_a_mentions_message_twin_never_reaches_the_intake(
 
     assert submitted == [f"slack:{fake.team_id}:{CHANNEL}:{message.ts}"]
     assert fake.bot_messages(CHANNEL, alone.ts) == []
+
+
+async def test_a_signed_twin_is_acknowledged_before_bolt_and_an_unsigned_one_refused(
+    slack_bot: SlackBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (platform,) = slack_bot.service.platforms
+    assert isinstance(platform, SlackPlatform)
+    dispatched: list[str] = []
+    dispatch = platform.app.async_dispatch
+
+    async def noted(req: AsyncBoltRequest) -> BoltResponse:
+        dispatched.append(req.body["event"]["type"])
+        return await dispatch(req)
+
+    monkeypatch.setattr(platform.app, "async_dispatch", noted)
+    fake = slack_bot.fake
+    message, mention = fake.person_says(CHANNEL, f"{MENTION} hello there", user=ALICE)
+    twin = fake.event({**mention["event"], "type": "message", "channel_type": "channel"})
+    assert (await slack_bot.post(twin, secret="not-the-secret"))[0] == 401
+    raw, headers = fake.signed_request(twin)
+    headers["X-Slack-Request-Timestamp"] = str(int(headers["X-Slack-Request-Timestamp"]) - 600)
+    assert (await slack_bot.post(raw, headers=headers))[0] == 401
+    assert (await slack_bot.post(twin))[0] == 200
+    assert dispatched == []
+
+    assert (await slack_bot.post(mention))[0] == 200
+    assert await answer_in(slack_bot, message.ts) == "You said: Alice: hello there"
+    assert dispatched == ["app_mention"]
 
 
 async def test_a_message_mentioning_the_bot_in_a_dm_is_answered(slack_bot: SlackBot) -> None:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from adapters.slack.events import BotIdentity, Place, envelope, message_event
-from adapters.slack.gate import malformed
+from adapters.slack.gate import Malformed, json_body
 from tests.fakes.slack_api import BOT_ID, BOT_USER_ID, TEAM_ID
 
 BOT = BotIdentity(BOT_USER_ID, BOT_ID)
@@ -46,5 +46,8 @@ def test_any_event_is_read_or_refused(raw: Any) -> None:
 
 @given(body=st.text(max_size=200) | json_values.map(json.dumps))
 def test_any_body_is_judged_without_a_crash(body: str) -> None:
-    problem = malformed(body, "application/json")
-    assert problem is None or isinstance(problem, str)
+    try:
+        parsed = json_body(body, "application/json")
+    except Malformed:
+        return
+    assert isinstance(parsed, dict)

@@ -45,3 +45,31 @@ async def test_events_over_socket_mode_are_acked_and_answered(
                 assert response.status == 404  # no HTTP endpoint without a signing secret
     finally:
         await service.shutdown()
+
+
+async def test_a_mentions_twin_over_socket_mode_is_acked_and_dropped(
+    fake_slack: FakeSlack, fake_llm: FakeLLM, redis_url: str, redis_client: aioredis.Redis
+) -> None:
+    """Socket Mode requests don't pass the HTTP endpoint: the gate's middleware drops it."""
+    settings = slack_settings(
+        fake_slack, fake_llm, redis_url, slack_app_token=APP_TOKEN, slack_signing_secret=None
+    )
+    service = await started_service(settings)
+    try:
+        fake_slack.add_user("U0ALICE", "Alice")
+        alone, mention = fake_slack.person_says(
+            "C0SOCK", f"<@{BOT_USER_ID}> only the twin comes", user="U0ALICE"
+        )
+        twin = fake_slack.event({**mention["event"], "type": "message", "channel_type": "channel"})
+        envelope = await fake_slack.push_socket(twin)
+        await fake_slack.wait_for(
+            lambda: any(ack.get("envelope_id") == envelope for ack in fake_slack.socket_acks),
+            what="the twin's ack",
+        )
+        later, body = fake_slack.person_says("C0SOCK", f"<@{BOT_USER_ID}> later", user="U0ALICE")
+        await fake_slack.push_socket(body)
+        assert await wait_answer(fake_slack, later.ts, channel="C0SOCK") == "You said: Alice: later"
+        assert fake_slack.bot_messages("C0SOCK", alone.ts) == []
+        assert len(fake_llm.requests) == 1
+    finally:
+        await service.shutdown()
