@@ -9,8 +9,9 @@ For each message the intake (`bot.intake`) hands over, `Engine.handle`:
 3. streams the completion into the adapter's sink, pushing the text at most every
    `sink.min_update_interval` seconds from a separate task (a slow platform edit never
    holds up reading the model's stream), runs tool calls the model makes;
-4. stores the answer and releases the lock in one round trip, and finishes the sink —
-   or fails it with a message the user can act on. Whatever happens, the sink is finished
+4. finishes the sink, then stores the answer and releases the lock in one round trip
+   (the person doesn't wait for the store; a follow-up waits for the lock) — or fails
+   the sink with a message the user can act on. Whatever happens, the sink is finished
    or failed.
 """
 
@@ -293,12 +294,6 @@ class Engine:
                 return None
             prepared = await self._prepare(msg)
             answer = await self._converse(msg, prepared, sink, started)
-            if not answer.text.strip():
-                raise EmptyAnswer()
-            redact = self.config.redactor
-            text, notes = redact(answer.text), tuple(map(redact, answer.notes))
-            persona = (msg.persona or self._persona).name
-            await sink.finish(FinalReply(text, notes, answer.model, answer.usage, persona))
             self.metrics.turns.labels(platform, "answered").inc()
             self.metrics.total_time.observe(time.monotonic() - started)
             if self.governance is not None:
@@ -393,9 +388,18 @@ class Engine:
                     raise
                 await held.replace(turn, kept.turn)
                 raise ContentRemoved(exc, kept.removed) from exc
-            if answer.text:
-                await held.finish(Turn.text(Role.ASSISTANT, answer.text))
+            if not answer.text.strip():
+                raise EmptyAnswer()
+            # The person sees the answer first; storing it is the lock holder's last step,
+            # so a follow-up still waits for it, but the reply doesn't.
+            await sink.finish(self._final(answer, persona))
+            await held.finish(Turn.text(Role.ASSISTANT, answer.text))
             return answer
+
+    def _final(self, answer: _Answer, persona: Persona) -> FinalReply:
+        redact = self.config.redactor
+        text, notes = redact(answer.text), tuple(map(redact, answer.notes))
+        return FinalReply(text, notes, answer.model, answer.usage, persona.name)
 
     async def _complete(
         self,

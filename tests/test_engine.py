@@ -520,3 +520,19 @@ async def test_a_longer_answer_starts_showing_after_the_first_update_delay(
     assert sink.updates, "a long answer is shown while it streams"
     assert len(sink.updates[0]) < len("word " * 60)
     assert sink.final is not None and sink.final.text == "word " * 60
+
+
+async def test_the_answer_is_posted_before_it_is_stored(
+    engine: Engine, redis_client: aioredis.Redis
+) -> None:
+    conversation = f"{engine.store.prefix}conv:{{{KEY.id}}}"
+    stored_when_posted: list[int] = []
+
+    class Watching(RecordingSink):
+        async def finish(self, reply: FinalReply) -> None:
+            stored_when_posted.append(await redis_client.llen(conversation))
+            await super().finish(reply)
+
+    await engine.handle(_msg("hi"), Watching())
+    assert stored_when_posted == [1]  # only the question: the reply did not wait for the store
+    assert await redis_client.llen(conversation) == 2
