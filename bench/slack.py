@@ -68,6 +68,7 @@ FIRST_TOKEN = 0.2
 FINAL_METHODS = ("chat.stopStream", "chat.update", "chat.postMessage", "chat.startStream")
 READY_WITHIN = 30.0
 PERSON = "U0BENCH"
+IN_FLIGHT = "parley_answers_in_flight"
 
 
 class TimedLLM(FakeLLM):
@@ -216,6 +217,17 @@ class Bench:
         level.ack.append(ack)
         return ack
 
+    async def settled(self) -> None:
+        """The bot has no answer in flight: what it does after posting one (storing it,
+        the usage record) is over, so the level's CPU and Redis counts include it."""
+        metrics = self.url.replace("/slack/events", "/metrics")
+        while True:
+            async with self.http.get(metrics) as response:
+                text = await response.text()
+            if f"{IN_FLIGHT} 0.0" in text.splitlines():
+                return
+            await asyncio.sleep(0.01)
+
     async def answered(self, channel: str, threads: list[str], answers: int) -> None:
         """Each thread holds `answers` finished messages: streamed answers (all of them
         here, in threads) stop streaming once their final text is in place. (The status
@@ -275,6 +287,7 @@ class Bench:
             asked = await asyncio.gather(*(self.ask(level, channel, None) for _ in range(n)))
             threads = [a.thread for a in asked]
             await self.answered(channel, threads, 1)
+            await self.settled()
             await self.meter.stop(level)
             level.slack_calls += len(self.fake.calls) - calls
             for one in asked:
@@ -302,6 +315,7 @@ class Bench:
         calls = len(self.fake.calls)
         await self.meter.start()
         await asyncio.gather(*(conversation() for _ in range(n)))
+        await self.settled()
         await self.meter.stop(level)
         level.slack_calls += len(self.fake.calls) - calls
         self.count_duplicates(level, channel, threads)
