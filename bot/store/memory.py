@@ -92,7 +92,7 @@ class Keyspace:
 
     def tick(self) -> None:
         """Start an operation: freeze its time and drop every key expired by then."""
-        now = self._now = int(self._clock() * 1000)
+        now = self._now = round(self._clock() * 1000)
         emptied = []
         for ttl, queue in self._queues.items():
             while queue:
