@@ -46,7 +46,16 @@ Arg = str | bytes | int  # a script argument, as redis-py takes it
 Text = str | bytes  # a stored string
 Twin = Callable[["Keyspace", Sequence[str], Sequence[Arg]], object]
 
-__all__ = ["Keyspace", "MemoryRunner", "StoredTurn", "begin", "extend", "finish", "renew"]
+__all__ = [
+    "Keyspace",
+    "MemoryRunner",
+    "StoredTurn",
+    "begin",
+    "extend",
+    "finish",
+    "renew",
+    "replace",
+]
 
 
 class StoredTurn(NamedTuple):
