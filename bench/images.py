@@ -29,7 +29,7 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
-from fakeredis import FakeAsyncRedis, FakeServer
+from fakeredis import FakeServer
 
 from bench import engine as engine_bench
 from bot.conversation import Attachment, ConversationKey, IncomingMessage
@@ -38,6 +38,8 @@ from bot.llm.client import ChatClient
 from bot.reply.sink import FinalReply
 from bot.settings import Limits
 from bot.store import ConversationStore
+from bot.store.client import EmbeddedRedis
+from bot.store.memory import Keyspace
 
 TARGET_MB = 300.0
 
@@ -87,7 +89,9 @@ async def _answer(files: list[Attachment], messages: int) -> tuple[list[Sink], f
         limits = Limits()
         llm = ChatClient(api_key=None, base_url=base_url)
         engine = Engine(
-            store=ConversationStore(FakeAsyncRedis(server=FakeServer()), limits),
+            store=ConversationStore(
+                EmbeddedRedis(server=FakeServer(), conversations=Keyspace()), limits
+            ),
             llm=llm,
             config=EngineConfig(system_prompt="Be brief.", limits=limits, tools=False),
         )

@@ -2,7 +2,10 @@
 
 One code path serves every back end (`bot.store.client`): one Redis node, a Redis
 Cluster, a Sentinel-watched master (`REDIS_MODE`), or, without `REDIS_URL`, an embedded
-in-process fakeredis server (history then lives only as long as the process).
+in-process server (history then lives only as long as the process). The store sends its
+scripts and commands through a `Runner` (`bot.store.scripts`): to Redis, or, embedded, to
+their Python twins on the keys below held in plain memory (`bot.store.memory`), while
+every other part uses the embedded client's fakeredis.
 
 Keys (`prefix` defaults to ``parley:``; `<conv>` is `ConversationKey.id`):
 
@@ -81,7 +84,8 @@ from bot.errors import BotBusy, StoreUnavailable
 from bot.settings import Limits, Settings
 from bot.store import scripts
 from bot.store.claims import ClaimMemo
-from bot.store.client import Client, connect
+from bot.store.client import Client, EmbeddedRedis, connect
+from bot.store.memory import MemoryRunner
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +95,6 @@ LOCK_WAIT = 300.0  # a second message waits this long for the answer before it
 PING_TIMEOUT = 1.0
 # A waiting message asks again after 10 ms, doubling up to a quarter second.
 RETRY_FIRST, RETRY_MAX = 0.01, 0.25
-
-_BEGIN = scripts.Script(scripts.BEGIN)
-_FINISH = scripts.Script(scripts.FINISH)
-_EXTEND = scripts.Script(scripts.EXTEND)
-_RENEW = scripts.Script(scripts.RENEW)
-_REPLACE = scripts.Script(scripts.REPLACE)
 
 __all__ = ["LOCK_TIMEOUT", "LOCK_WAIT", "ConversationStore", "HeldTurn", "History"]
 
@@ -176,6 +174,11 @@ class ConversationStore:
         helpers: Sequence[Client] = (),
     ) -> None:
         self._redis = client
+        self._runner: scripts.Runner = (
+            MemoryRunner(client.conversations)
+            if isinstance(client, EmbeddedRedis)
+            else scripts.RedisRunner(client)
+        )
         self._limits = limits
         self._prefix = prefix
         self._helpers = helpers  # closed with the client (a sentinel-watched master's sentinels)
@@ -245,8 +248,8 @@ class ConversationStore:
             while True:
                 asked = True
                 with self._unavailable("turn", key):
-                    reply = await _BEGIN(
-                        self._redis,
+                    reply = await self._runner.run(
+                        scripts.BEGIN,
                         keys.scripted,
                         [held._token, _ms(lease), "1" if seed else "0", budget, *append],
                     )
@@ -298,31 +301,27 @@ class ConversationStore:
         keys = self._keys(key)
         args = ["1" if only_if_absent else "0", *self._append_args(keys, turns, images)]
         with self._unavailable("extend", key):
-            await _EXTEND(self._redis, keys.scripted, args)
+            await self._runner.run(scripts.EXTEND, keys.scripted, args)
 
     async def exists(self, key: ConversationKey) -> bool:
         """Whether the conversation has history, i.e. the bot has taken part in it."""
         with self._unavailable("exists", key):
-            return bool(await self._redis.exists(self._keys(key).conv))
+            return await self._runner.exists(self._keys(key).conv)
 
     async def set_model(self, key: ConversationKey, model: str) -> None:
         meta = self._keys(key).meta
         with self._unavailable("set_model", key):
-            # One key, so a plain pipeline: a cluster client takes no MULTI.
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.hset(meta, "model", model)
-            pipe.expire(meta, self._limits.history_ttl)
-            await pipe.execute()
+            await self._runner.set_field(meta, "model", model, self._limits.history_ttl)
 
     async def get_model(self, key: ConversationKey) -> str | None:
         with self._unavailable("get_model", key):
-            return _text(await self._redis.hget(self._keys(key).meta, "model"))
+            return await self._runner.get_field(self._keys(key).meta, "model")
 
     async def reset(self, key: ConversationKey) -> None:
         """Forget the conversation's history and settings. Its images expire on their own."""
         keys = self._keys(key)
         with self._unavailable("reset", key):
-            await self._redis.delete(keys.conv, keys.meta)
+            await self._runner.delete(keys.conv, keys.meta)
 
     async def claim_event(self, event_id: str, ttl: int = 3600) -> bool:
         """True the first time `event_id` is claimed by any process within `ttl` seconds.
@@ -333,9 +332,7 @@ class ConversationStore:
 
     async def _claim(self, event_id: str, ttl: int) -> bool:
         with self._unavailable("claim_event"):
-            return bool(
-                await self._redis.set(f"{self._prefix}event:{event_id}", 1, nx=True, ex=ttl)
-            )
+            return await self._runner.claim(f"{self._prefix}event:{event_id}", ttl)
 
     async def ping(self) -> bool:
         """Whether Redis answers within a second. Never raises."""
@@ -393,8 +390,8 @@ class ConversationStore:
     async def _finish(self, key: ConversationKey, token: str, turns: Sequence[Turn]) -> None:
         keys = self._keys(key)
         with self._unavailable("finish", key):
-            still_held = await _FINISH(
-                self._redis, keys.scripted, [token, *self._append_args(keys, turns, {})]
+            still_held = await self._runner.run(
+                scripts.FINISH, keys.scripted, [token, *self._append_args(keys, turns, {})]
             )
         if not still_held:
             log.warning("the lock on %s had expired before it was released", key.id)
@@ -402,8 +399,8 @@ class ConversationStore:
     async def _replace(self, key: ConversationKey, token: str, old: Turn, new: Turn) -> bool:
         keys = self._keys(key)
         with self._unavailable("replace", key):
-            replaced = await _REPLACE(
-                self._redis, keys.scripted, [token, old.to_json(), new.to_json()]
+            replaced = await self._runner.run(
+                scripts.REPLACE, keys.scripted, [token, old.to_json(), new.to_json()]
             )
         return bool(replaced)
 
@@ -419,7 +416,7 @@ class ConversationStore:
         while True:
             await asyncio.sleep(lease / 3)
             try:
-                renewed = await _RENEW(self._redis, [keys.lock], [token, _ms(lease)])
+                renewed = await self._runner.run(scripts.RENEW, [keys.lock], [token, _ms(lease)])
             except (RedisError, OSError) as exc:
                 log.warning("could not renew the lock on %s: %r", key.id, exc)
                 continue

@@ -1,5 +1,6 @@
 """The Redis client for `REDIS_MODE`: one node, a cluster, a sentinel-watched master, or
-an embedded in-process server when `REDIS_URL` is unset.
+an embedded in-process server when `REDIS_URL` is unset (fakeredis, and the conversation
+store's own keys in plain memory: `EmbeddedRedis`).
 
 Every client keeps its connections (a pool that queues a burst for a connection, for a
 bounded time, instead of failing it) and opens each one with no extra round trips: no
@@ -26,6 +27,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.settings import Settings
+from bot.store.memory import Keyspace
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,20 @@ SOCKET_TIMEOUT = 5.0
 # of turns must queue for a connection instead, for a bounded time.
 MAX_CONNECTIONS = 512
 POOL_WAIT = 10.0
+
+
+class EmbeddedRedis(FakeAsyncRedis):
+    """The embedded server's client: fakeredis, which carries the conversation keyspace.
+
+    Every part that takes the store's client (usage, quotas, feedback, approvals, the
+    document cache, admin) uses fakeredis through it; the conversation store keeps its
+    own keys in `conversations` instead (`bot.store.memory` says why). Clients made on one
+    `FakeServer` and one `Keyspace` are processes sharing one server.
+    """
+
+    def __init__(self, *, server: FakeServer, conversations: Keyspace, **options: Any) -> None:
+        super().__init__(server=server, **options)
+        self.conversations = conversations
 
 
 class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
@@ -81,8 +97,9 @@ def connect(settings: Settings) -> tuple[Client, list[aioredis.Redis]]:
             "REDIS_URL is not set: using an in-process store; conversation history is "
             "not kept across restarts or shared between replicas"
         )
-        embedded = FakeAsyncRedis(
+        embedded = EmbeddedRedis(
             server=FakeServer(),
+            conversations=Keyspace(),
             connection_pool_class=BlockingConnectionPool,
             max_connections=MAX_CONNECTIONS,
             timeout=POOL_WAIT,

@@ -1,4 +1,4 @@
-"""The Lua scripts that make a turn three round trips, and a runner for them.
+"""The Lua scripts that make a turn three round trips, and the runners of a store's keys.
 
 Every script touches only the keys of one conversation (one hash tag, so one cluster
 slot) and runs atomically on the server. `KEYS` are always the conversation's
@@ -11,16 +11,24 @@ An append's arguments, wherever they start (`APPEND` reads them from index ``i``
     n, turn_json * n,                     turns to RPUSH, oldest first
     m, (sha256, bytes) * m,               image bytes to SET with the TTL
     r, sha256 * r                         stored images whose TTL to refresh
+
+Each script has a Python twin in `bot.store.memory` (same name in lower case, same ARGV,
+same reply), which the embedded store runs instead: a change to a script here is a change
+to its twin there. A `Runner` is where a store's keys live: `RedisRunner` sends the
+scripts and commands to Redis, `bot.store.memory.MemoryRunner` runs them in process.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from hashlib import sha1
+from typing import Protocol
 
 from redis.exceptions import NoScriptError
 
+from bot.store import memory
 from bot.store.client import Client
+from bot.store.memory import Arg, Twin
 
 # Appends turns (RPUSHX instead of RPUSH when `only_if_present`), trims, refreshes TTLs.
 # Returns the index after its arguments and the list's length (0: nothing appended).
@@ -77,7 +85,7 @@ end
 # else {1, length, model or "", newest kept turns (newest first), {sha, bytes, ...}}.
 # redis-py replays a command whose connection broke before the reply came; a replay
 # finds the lock marked and only reads.
-BEGIN = (
+_BEGIN = (
     _APPEND
     + _HOLDS
     + """
@@ -132,7 +140,7 @@ return {1, length, redis.call('HGET', KEYS[3], 'model') or '', kept, images}
 # turn in: the answer is then not stored, rather than stored out of order (and a
 # replayed FINISH stores nothing twice). ARGV: token, then an append.
 # Returns 1 if the lock was held until now, else 0.
-FINISH = (
+_FINISH = (
     _APPEND
     + _HOLDS
     + """
@@ -148,7 +156,7 @@ return 1
 # EXTEND: append turns. ARGV: only_if_absent ("1": a seed from the platform thread, so
 # only if the conversation has no list yet; a replay is then a no-op), then an append.
 # Returns the list's length, 0 if nothing was appended.
-EXTEND = (
+_EXTEND = (
     _APPEND
     + """
 if ARGV[1] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
@@ -162,7 +170,7 @@ return length
 # REPLACE: swap the newest turn for another while this token holds the lock and the
 # newest turn is still the one expected (nothing appended since, no reset).
 # ARGV: token, old turn JSON, new turn JSON. Returns 1 if replaced, else 0.
-REPLACE = (
+_REPLACE = (
     _HOLDS
     + """
 if holds(ARGV[1]) == 0 or redis.call('LINDEX', KEYS[2], -1) ~= ARGV[2] then
@@ -174,7 +182,7 @@ return 1
 )
 
 # RENEW: reset the lock's lease if this token still holds it. ARGV: token, lease_ms.
-RENEW = (
+_RENEW = (
     _HOLDS
     + """
 if holds(ARGV[1]) > 0 then
@@ -186,7 +194,7 @@ return 0
 
 
 class Script:
-    """One script, run in one round trip.
+    """One script, run in one round trip on Redis, or as its `twin` in process.
 
     Sent whole (EVAL, which also caches it on the server) until a first run has
     succeeded, so a burst at start-up does not pay two trips each; by its SHA1 after
@@ -194,14 +202,13 @@ class Script:
     node), which caches it there.
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, twin: Twin) -> None:
         self.source = source
         self.sha = sha1(source.encode(), usedforsecurity=False).hexdigest()
+        self.twin = twin
         self._cached = False
 
-    async def __call__(
-        self, client: Client, keys: Sequence[str], args: Sequence[str | bytes | int]
-    ) -> object:
+    async def __call__(self, client: Client, keys: Sequence[str], args: Sequence[Arg]) -> object:
         if self._cached:
             try:
                 return await client.evalsha(self.sha, len(keys), *keys, *args)
@@ -210,3 +217,66 @@ class Script:
         result = await client.eval(self.source, len(keys), *keys, *args)
         self._cached = True
         return result
+
+
+BEGIN = Script(_BEGIN, memory.begin)
+FINISH = Script(_FINISH, memory.finish)
+EXTEND = Script(_EXTEND, memory.extend)
+REPLACE = Script(_REPLACE, memory.replace)
+RENEW = Script(_RENEW, memory.renew)
+
+
+class Runner(Protocol):
+    """Runs a store's scripts and its few direct commands on the keys of its conversations.
+
+    The replies are the same whichever runs them, except that strings may come back as
+    `bytes` from Redis and as `str` from memory.
+    """
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> object:
+        """The script's reply."""
+        ...
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        """SET `key` NX EX `ttl`: whether this call set it."""
+        ...
+
+    async def exists(self, key: str) -> bool: ...
+
+    async def set_field(self, key: str, field: str, value: str, ttl: int) -> None:
+        """HSET `key` `field` `value`, then EXPIRE `key` `ttl`."""
+        ...
+
+    async def get_field(self, key: str, field: str) -> str | None: ...
+
+    async def delete(self, *keys: str) -> None: ...
+
+
+class RedisRunner:
+    """A `Runner` on Redis, through `client`."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> object:
+        return await script(self._client, keys, args)
+
+    async def claim(self, key: str, ttl: int) -> bool:
+        return bool(await self._client.set(key, 1, nx=True, ex=ttl))
+
+    async def exists(self, key: str) -> bool:
+        return bool(await self._client.exists(key))
+
+    async def set_field(self, key: str, field: str, value: str, ttl: int) -> None:
+        # One key, so a plain pipeline: a cluster client takes no MULTI.
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hset(key, field, value)
+        pipe.expire(key, ttl)
+        await pipe.execute()
+
+    async def get_field(self, key: str, field: str) -> str | None:
+        value = await self._client.hget(key, field)
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def delete(self, *keys: str) -> None:
+        await self._client.delete(*keys)

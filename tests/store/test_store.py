@@ -1,7 +1,8 @@
-"""ConversationStore against the real Redis and against the embedded default (fakeredis).
+"""ConversationStore against the real Redis and against the embedded default.
 
 A "process" is a store with a client of its own; two of them on one server stand for two
-replicas of the bot.
+replicas of the bot. Embedded, the conversation keys are in process memory
+(`bot.store.memory`), looked at through `MemoryKeys` where a test looks at Redis's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from bot.conversation import ConversationKey, ImageRef, Role, SeedLoader, TextPa
 from bot.errors import BotBusy, StoreUnavailable
 from bot.settings import Limits, Settings
 from bot.store import ConversationStore, HeldTurn, History
+from bot.store.client import EmbeddedRedis
+from bot.store.memory import Keyspace
+from tests.store.memory_keys import MemoryKeys
 
 KEY = ConversationKey("test", "team", "chan", "thread-1")
 OTHER = ConversationKey("test", "team", "chan", "thread-2")
@@ -38,10 +42,13 @@ Images = dict[str, bytes]
 class Backend:
     """Makes stores ("processes") that share one server, and closes them afterwards."""
 
-    def __init__(self, connect: Callable[[], aioredis.Redis]) -> None:
+    def __init__(
+        self, connect: Callable[[], aioredis.Redis], raw: aioredis.Redis | MemoryKeys
+    ) -> None:
         self._connect = connect
         self._stores: list[ConversationStore] = []
-        self.raw = connect()  # for looking at keys directly
+        self.raw = raw  # for looking at the conversation keys directly
+        self.embedded = isinstance(raw, MemoryKeys)
 
     def store(self, limits: Limits | None = None) -> ConversationStore:
         store = ConversationStore(self._connect(), limits or Limits())
@@ -51,19 +58,26 @@ class Backend:
     async def aclose(self) -> None:
         for store in self._stores:
             await store.aclose()
-        await self.raw.aclose()
+        if isinstance(self.raw, aioredis.Redis):
+            await self.raw.aclose()
 
 
 @pytest.fixture(params=["redis", "embedded"])
 async def backend(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Backend]:
-    if request.param == "redis":
-        made = Backend(lambda: aioredis.from_url(redis_url))
-    else:
-        server = FakeServer()
-        made = Backend(lambda: FakeAsyncRedis(server=server))
-    await made.raw.flushdb()  # the suite's own database (see conftest)
+    if request.param == "embedded":
+        server, conversations = FakeServer(), Keyspace()
+        made = Backend(
+            lambda: EmbeddedRedis(server=server, conversations=conversations),
+            MemoryKeys(conversations),
+        )
+        yield made
+        await made.aclose()
+        return
+    raw = aioredis.from_url(redis_url)
+    made = Backend(lambda: aioredis.from_url(redis_url), raw)
+    await raw.flushdb()  # the suite's own database (see conftest)
     yield made
-    await made.raw.flushdb()
+    await raw.flushdb()
     await made.aclose()
 
 
@@ -324,7 +338,8 @@ async def test_a_message_and_its_answer_take_three_round_trips_claim_and_lock_in
     )
     text_only = await round_trips.measure(message_and_answer(OTHER, user("hi"), {}))
 
-    assert (with_images, text_only) == (3, 3)
+    # Embedded, nothing at all goes to fakeredis: the conversation keys are in memory.
+    assert (with_images, text_only) == ((0, 0) if backend.embedded else (3, 3))
     history = await add_user_turn(store, KEY, user("last"), {}, BIG_BUDGET)
     assert texts(history.turns)[-3:] == ["and this?", "ok", "last"]
     assert set(history.images) == {PNG_SHA, other_sha}
@@ -338,8 +353,10 @@ async def test_a_new_connection_sends_no_handshake_commands(
     store = ConversationStore.from_settings(Settings(_env_file=None, redis_url=url))
     select = 1 if url and urlsplit(url).path.strip("/") not in ("", "0") else 0
     try:
-        first = await round_trips.measure(store.claim_event("Ev-first"))
-        again = await round_trips.measure(store.claim_event("Ev-again"))
+        # Through the client every other part shares (embedded, the store's own keys are
+        # not on it).
+        first = await round_trips.measure(store.redis.exists("Ev-first"))
+        again = await round_trips.measure(store.redis.exists("Ev-again"))
     finally:
         await store.aclose()
     # No HELLO, CLIENT SETNAME/SETINFO or health-check PING: only SELECT, once.
@@ -712,9 +729,11 @@ async def redis_server(port: int) -> asyncio.subprocess.Process:
     raise RuntimeError("redis-server did not start")
 
 
-@pytest.fixture(params=["redis", "embedded"])
+@pytest.fixture(params=["redis", "fakeredis"])
 async def outage(request: pytest.FixtureRequest) -> AsyncIterator[Outage]:
-    if request.param == "embedded":
+    # The embedded store has no outage (its keys are in process memory); fakeredis, which
+    # can be disconnected, stands for a second kind of server the scripts run on.
+    if request.param == "fakeredis":
         server = FakeServer()
         store = ConversationStore(FakeAsyncRedis(server=server), Limits())
 
