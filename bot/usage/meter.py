@@ -13,7 +13,9 @@ with the prices of that moment. Each hash expires `RETENTION_DAYS` after its day
 All four hashes of a day carry the same hash tag, `{<day>}`, so one script updates them
 atomically in one round trip, in Redis Cluster too. Answers finished while a recording
 is on its way go together in the next one (one round trip per day for all of them), so
-a burst of answers costs a few round trips, not one each.
+a burst of answers costs a few round trips, not one each; their amounts are added up
+here first, so the script increments each counter once per recording, not once per
+answer (a burst of 200 answers in one channel: about 20 increments instead of 3,000).
 """
 
 from __future__ import annotations
@@ -48,31 +50,23 @@ COLUMNS = (
 ESTIMATED = "estimated"
 FIELD_SEPARATOR = "|"
 
-# KEYS: the day's hash per dimension. ARGV: the TTL, then per answer its id in each
-# dimension, its number of columns and that many column, amount pairs.
+# KEYS: the day's hash per dimension. ARGV: the TTL, then per key its number of fields
+# and that many field, amount pairs (a cost's amount is a float).
 _RECORD = """
-local n = #KEYS
 local a = 2
-while a <= #ARGV do
-  local columns = tonumber(ARGV[a + n])
-  local first = a + n + 1
-  local last = first + 2 * columns - 1
-  for i = 1, n do
-    for j = first, last, 2 do
-      local field = ARGV[a + i - 1] .. '|' .. ARGV[j]
-      if ARGV[j] == 'cost_usd' then
-        redis.call('HINCRBYFLOAT', KEYS[i], field, ARGV[j + 1])
-      else
-        redis.call('HINCRBY', KEYS[i], field, ARGV[j + 1])
-      end
+for i = 1, #KEYS do
+  local fields = tonumber(ARGV[a])
+  for j = a + 1, a + 2 * fields, 2 do
+    if string.sub(ARGV[j], -9) == '|cost_usd' then
+      redis.call('HINCRBYFLOAT', KEYS[i], ARGV[j], ARGV[j + 1])
+    else
+      redis.call('HINCRBY', KEYS[i], ARGV[j], ARGV[j + 1])
     end
   end
-  a = last + 1
-end
-for i = 1, n do
+  a = a + 1 + 2 * fields
   redis.call('EXPIRE', KEYS[i], ARGV[1])
 end
-return n
+return #KEYS
 """
 
 
@@ -91,11 +85,15 @@ def dimension_ids(key: ConversationKey, author_id: str, model: str) -> dict[str,
     }
 
 
+Amounts = dict[str, int | float]  # a dimension's hash field ("<id>|<column>") -> amount
+
+
 @dataclass(slots=True)
 class _Batch:
-    """Answers waiting for the recording in flight to end: their script arguments per day."""
+    """Answers waiting for the recording in flight to end: per day, the sums to add to
+    each dimension's hash."""
 
-    days: dict[str, list[str | int | float]] = field(default_factory=dict)
+    days: dict[str, tuple[Amounts, ...]] = field(default_factory=dict)
     answers: int = 0
     done: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -126,18 +124,20 @@ class UsageMeter:
         raised: the answer stands."""
         day = day_of(self.clock())
         batch = self._waiting = self._waiting or _Batch()
-        batch.days.setdefault(day, []).extend(self._answer(key, author_id, model, usage))
+        sums = batch.days.setdefault(day, tuple({} for _ in DIMENSIONS))
+        ids = dimension_ids(key, author_id, model)
+        for column, amount in self._columns(model, usage):
+            for dimension, amounts in zip(DIMENSIONS, sums, strict=True):
+                name = f"{ids[dimension]}{FIELD_SEPARATOR}{column}"
+                amounts[name] = amounts.get(name, 0) + amount
         batch.answers += 1
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send())
         await asyncio.shield(batch.done)
 
-    def _answer(
-        self, key: ConversationKey, author_id: str, model: str, usage: Usage
-    ) -> list[str | int | float]:
-        """One answer's script arguments: its ids, then its columns."""
-        ids = dimension_ids(key, author_id, model)
-        amounts = {
+    def _columns(self, model: str, usage: Usage) -> list[tuple[str, int | float]]:
+        """One answer's nonzero columns and their amounts."""
+        amounts: dict[str, int | float] = {
             "requests": 1,
             "prompt_tokens": usage.prompt_tokens,
             "completion_tokens": usage.completion_tokens,
@@ -145,14 +145,10 @@ class UsageMeter:
             "cached_tokens": usage.cached_tokens,
             ESTIMATED: int(usage.estimated),
         }
-        columns: list[str | int | float] = []
-        for column, amount in amounts.items():
-            if amount:
-                columns.extend((column, amount))
         cost = cost_usd(usage, self._prices().get(model))
         if cost:
-            columns.extend(("cost_usd", repr(cost)))
-        return [*(ids[d] for d in DIMENSIONS), len(columns) // 2, *columns]
+            amounts["cost_usd"] = cost
+        return [(column, amount) for column, amount in amounts.items() if amount]
 
     async def _send(self) -> None:
         """Record the waiting answers, and those that wait meanwhile, until none wait."""
@@ -160,9 +156,14 @@ class UsageMeter:
         while (batch := self._waiting) is not None:
             self._waiting = None
             try:
-                for day, answers in batch.days.items():
+                for day, sums in batch.days.items():
                     keys = [usage_key(self._prefix, day, d) for d in DIMENSIONS]
-                    await self._script(keys=keys, args=[ttl, *answers])
+                    args: list[str | int | float] = [ttl]
+                    for amounts in sums:
+                        args.append(len(amounts))
+                        for name, amount in amounts.items():
+                            args.extend((name, amount))
+                    await self._script(keys=keys, args=args)
             except (RedisError, OSError) as exc:
                 log.warning("could not record usage for %d answers: %r", batch.answers, exc)
             finally:

@@ -11,11 +11,13 @@ from bot.llm.types import Usage
 from bot.usage import UsageMeter, read_usage
 
 
-async def _scripts_run(client: aioredis.Redis) -> int:
+async def _calls(client: aioredis.Redis, *names: str) -> int:
     stats = await client.info("commandstats")
-    return sum(
-        int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("eval", "evalsha")
-    )
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in names)
+
+
+async def _scripts_run(client: aioredis.Redis) -> int:
+    return await _calls(client, "eval", "evalsha")
 
 
 async def test_answers_finished_together_share_round_trips_and_all_count(
@@ -45,3 +47,26 @@ async def test_answers_finished_together_share_round_trips_and_all_count(
     }
     channel = await read_usage(redis_client, days, "channel")
     assert [(r.key, r.requests, r.completion_tokens) for r in channel] == [("slack:C1", 100, 100)]
+
+
+async def test_a_recording_adds_each_counter_once_whatever_the_answers_in_it(
+    redis_client: aioredis.Redis,
+) -> None:
+    meter = UsageMeter(redis_client, dict)
+    before = await _calls(redis_client, "hincrby", "hincrbyfloat")
+    await asyncio.gather(
+        *(
+            meter.record(
+                ConversationKey("slack", "T1", "C1", f"18.{n}"),
+                "U1",
+                "gpt-5.5",
+                Usage(prompt_tokens=10, completion_tokens=2),
+            )
+            for n in range(100)
+        )
+    )
+    # requests, prompt and completion tokens, in four dimensions, per recording (at most 2).
+    assert await _calls(redis_client, "hincrby", "hincrbyfloat") - before <= 2 * 3 * 4
+    days = [meter.clock().date().isoformat()]
+    (user,) = await read_usage(redis_client, days, "user")
+    assert (user.requests, user.prompt_tokens, user.completion_tokens) == (100, 1000, 200)
