@@ -52,8 +52,10 @@ import socket
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -128,6 +130,39 @@ class Meter:
 
 
 @dataclass
+class Timing:
+    """When a request's body left this process and its response's head came back.
+
+    Taken from aiohttp's request tracing, not around the whole call: writing 400
+    requests at once keeps this process busy for about 100 ms, which is this load
+    generator's time, not the bot's.
+    """
+
+    sent: float = 0.0
+    acked: float = 0.0
+
+
+async def _body_sent(_: object, context: SimpleNamespace, __: object) -> None:
+    timing = context.trace_request_ctx
+    if isinstance(timing, Timing) and not timing.sent:
+        timing.sent = time.perf_counter()
+
+
+async def _response_head(_: object, context: SimpleNamespace, __: object) -> None:
+    timing = context.trace_request_ctx
+    if isinstance(timing, Timing):
+        timing.acked = time.perf_counter()
+
+
+def traced() -> aiohttp.TraceConfig:
+    """The tracing that fills in each request's `Timing`."""
+    config = aiohttp.TraceConfig()
+    config.on_request_chunk_sent.append(_body_sent)
+    config.on_request_end.append(_response_head)
+    return config
+
+
+@dataclass
 class Asked:
     thread: str
     question: str
@@ -183,6 +218,8 @@ class Bench:
     twins: bool
     rng: random.Random = field(default_factory=lambda: random.Random(1))
     asked: int = 0
+    # `finished`'s last count, and what it was counted at.
+    _finished: tuple[object, Counter[str | None]] = field(default=(None, Counter()))
 
     async def ask(self, level: Level, channel: str, thread: str | None) -> Asked:
         """A question: a mention starting a thread (and its twin), or a follow-up in `thread`."""
@@ -201,21 +238,24 @@ class Bench:
             )
             bodies = [body]
         since = len(self.fake.calls)
-        sent = time.perf_counter()
-        acks = await asyncio.gather(*(self.post(b, level) for b in bodies))
-        return Asked(thread or message.ts, question, sent, acks[0], since)
+        posted = await asyncio.gather(*(self.post(b, level) for b in bodies))
+        sent, ack = posted[0]
+        return Asked(thread or message.ts, question, sent, ack, since)
 
-    async def post(self, body: dict[str, object], level: Level) -> float:
-        """Post one event; its ack time (every delivery's ack is counted in `level`)."""
+    async def post(self, body: dict[str, object], level: Level) -> tuple[float, float]:
+        """Post one event; when its body was written and its ack time (every delivery's
+        ack is counted in `level`)."""
         raw, headers = self.fake.signed_request(body)
-        sent = time.perf_counter()
-        async with self.http.post(self.url, data=raw, headers=headers) as response:
+        timing = Timing()
+        async with self.http.post(
+            self.url, data=raw, headers=headers, trace_request_ctx=timing
+        ) as response:
             await response.read()
             if response.status != 200:
                 raise SystemExit(f"bench: the bot answered the event with {response.status}")
-        ack = time.perf_counter() - sent
+        ack = timing.acked - timing.sent
         level.ack.append(ack)
-        return ack
+        return timing.sent, ack
 
     async def settled(self) -> None:
         """The bot has no answer in flight: what it does after posting one (storing it,
@@ -228,6 +268,17 @@ class Bench:
                 return
             await asyncio.sleep(0.01)
 
+    def finished(self, channel: str) -> Counter[str | None]:
+        """Finished bot messages per thread of `channel`, counted again only when the
+        fake has seen a call since: hundreds of waiters poll every 10 ms, and a scan
+        of every message for each of them kept this process's core busy, which delayed
+        the very responses it times."""
+        seen = (channel, len(self.fake.calls), len(self.fake.messages))
+        if self._finished[0] != seen:
+            messages = self.fake.bot_messages(channel)
+            self._finished = (seen, Counter(m.thread_ts for m in messages if not m.streaming))
+        return self._finished[1]
+
     async def answered(self, channel: str, threads: list[str], answers: int) -> None:
         """Each thread holds `answers` finished messages: streamed answers (all of them
         here, in threads) stop streaming once their final text is in place. (The status
@@ -236,11 +287,9 @@ class Bench:
         After two minutes the missing answers are left missing (the table says so).
         """
 
-        def finished(thread: str) -> int:
-            return sum(not m.streaming for m in self.fake.bot_messages(channel, thread))
-
         def done() -> bool:
-            return all(finished(t) >= answers for t in threads)
+            finished = self.finished(channel)
+            return all(finished[t] >= answers for t in threads)
 
         with contextlib.suppress(AssertionError, TimeoutError):
             await self.fake.wait_for(done, within=120, what=f"answers in {len(threads)} threads")
@@ -372,7 +421,9 @@ async def run(store: str, args: argparse.Namespace) -> dict[str, dict[int, Level
         profile_to = os.path.join(args.profile, f"{store}.prof") if args.profile else None
         try:
             async with (
-                aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=0), trace_configs=[traced()]
+                ) as http,
                 bot_process(env, profile_to) as pid,
             ):
                 base = f"http://127.0.0.1:{port}"
