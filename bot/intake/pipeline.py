@@ -18,6 +18,7 @@ from bot.engine import RESTART_TEXT, Engine
 from bot.errors import ParleyError
 from bot.intake.claims import LocalClaims
 from bot.intake.envelope import Envelope, Source
+from bot.intake.turnstile import Turnstile
 from bot.llm.types import Usage
 from bot.policy import Persona
 from bot.reply.sink import ReplySink
@@ -64,6 +65,7 @@ class Intake:
         self.open = True
         self.claims = LocalClaims()
         self._steps = tuple(steps)
+        self._turnstile = Turnstile()
 
     def close(self) -> None:
         """Refuse new messages from now on (graceful shutdown, first step)."""
@@ -74,6 +76,7 @@ class Intake:
         ctx = Context(self, source)
         with self.engine.track():
             try:
+                await self._turnstile.through()  # a burst's acknowledgements go first
                 await self._run(0, env, ctx)
             except Stop as stop:
                 log.debug("%s event %s stopped: %s", env.platform, env.event_id, stop.reason)
