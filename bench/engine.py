@@ -43,6 +43,7 @@ from bench.stats import ms, percentile, print_report, workload_args
 from bot.conversation import ConversationKey, IncomingMessage
 from bot.engine import Engine, EngineConfig
 from bot.llm.client import ChatClient
+from bot.reply.audience import Audience
 from bot.reply.sink import FinalReply
 from bot.settings import ConnectionLimits, Limits, Settings, Timeouts
 from bot.store import ConversationStore
@@ -97,6 +98,9 @@ class Sink:
     failed: str | None = None
 
     async def start(self) -> None:
+        return None
+
+    def meet(self, audience: Audience) -> None:
         return None
 
     async def progress(self, status: str) -> None:
@@ -224,7 +228,7 @@ async def run(
 ) -> dict[str, dict[int, Level]]:
     results: dict[str, dict[int, Level]] = {"burst": {}, "paced": {}}
     async with fake_model() as base_url:
-        redis, _ = connect(Settings(_env_file=None, redis_url=redis_url or None))
+        redis, _ = connect(Settings(_env_file=None, redis_url=redis_url or None))  # type: ignore[call-arg]
         assert isinstance(redis, aioredis.Redis)
         RoundTrips.count(redis)
         limits = Limits()

@@ -145,7 +145,6 @@ class FakeSlack:
         self.refuse_status: str | None = None
         self.refuse_task_chunks: str | None = None
         self.task_updates: list[Json] = []
-        self.ephemerals: list[Json] = []
         self.calls: list[Call] = []
         self.messages: list[Message] = []
         self.reactions: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
@@ -697,12 +696,6 @@ class FakeSlack:
         message.blocks.extend(blocks)
         message.streaming = False
         return {"channel": message.channel, "ts": message.ts, "message": message.as_api()}
-
-    def _m_chat_postEphemeral(self, args: Json) -> Json:
-        if not args.get("channel") or not args.get("user"):
-            raise SlackError("invalid_arguments")
-        self.ephemerals.append(args)
-        return {"message_ts": self._ts()}
 
     def _m_conversations_replies(self, args: Json) -> Json:
         channel, root = str(args.get("channel")), str(args.get("ts"))
