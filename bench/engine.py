@@ -7,7 +7,7 @@ of its own as a real model API would, so it does not compete with the bot for it
 - direct: one streaming POST per turn with httpx, read to `[DONE]`;
 - engine: `Engine.handle` with the real store on Redis (its own client settings), the
   real client, a sink that takes every update, history growing turn by turn, each
-  message with an event id to claim, as from a platform.
+  message as the intake hands it over (its event claimed there, so not counted here).
 
 The engine table also gives the Redis round trips per turn, counted on the client's
 connections (one per command, script or pipeline sent, connection set-up included).
