@@ -70,3 +70,25 @@ async def test_a_recording_adds_each_counter_once_whatever_the_answers_in_it(
     days = [meter.clock().date().isoformat()]
     (user,) = await read_usage(redis_client, days, "user")
     assert (user.requests, user.prompt_tokens, user.completion_tokens) == (100, 1000, 200)
+
+
+async def test_answers_finishing_one_after_another_share_a_recording(
+    redis_client: aioredis.Redis,
+) -> None:
+    meter = UsageMeter(redis_client, dict)
+    before = await _scripts_run(redis_client)
+    recordings = []
+    for n in range(50):  # one answer finishing per pass of the loop, as in a burst
+        recordings.append(
+            asyncio.create_task(
+                meter.record(
+                    ConversationKey("slack", "T1", "C1", f"19.{n}"), "U1", "gpt-5.5", Usage(1, 1)
+                )
+            )
+        )
+        await asyncio.sleep(0)
+    await asyncio.gather(*recordings)
+    assert await _scripts_run(redis_client) - before <= 3
+    days = [meter.clock().date().isoformat()]
+    (user,) = await read_usage(redis_client, days, "user")
+    assert user.requests == 50
