@@ -224,11 +224,12 @@ async def test_decodes_that_do_not_fit_together_run_one_after_the_other() -> Non
     """Two images of 1.5 MP in a 2 MP budget: the second decode waits for the first."""
     budget = PixelBudget(2_000_000)
     gate = threading.Event()
-    started: set[int] = set()
+    # Held, not just their ids: a freed image's id can come back for the next one.
+    started: dict[int, ImageFile.ImageFile] = {}
     original = ImageFile.ImageFile.load
 
     def load_when_allowed(image: ImageFile.ImageFile) -> object:
-        started.add(id(image))
+        started[id(image)] = image
         gate.wait(WAIT)
         return original(image)
 
