@@ -47,6 +47,7 @@ from bot.errors import (
     MessageTooLong,
     ParleyError,
     RequestTooLargeError,
+    StoreUnavailable,
     StreamInterrupted,
     TooManyImages,
 )
@@ -393,7 +394,12 @@ class Engine:
             # The person sees the answer first; storing it is the lock holder's last step,
             # so a follow-up still waits for it, but the reply doesn't.
             await sink.finish(self._final(answer, persona))
-            await held.finish(Turn.text(Role.ASSISTANT, answer.text))
+            try:
+                await held.finish(Turn.text(Role.ASSISTANT, answer.text))
+            except StoreUnavailable:
+                # The answer stands (the sink is finished and may not fail now); only
+                # its place in the history is lost, and the lock expires by itself.
+                log.warning("answer in %s was posted but could not be stored", msg.key.id)
             return answer
 
     def _final(self, answer: _Answer, persona: Persona) -> FinalReply:

@@ -112,6 +112,34 @@ async def test_redis_down_one_notice_per_message_none_dropped(
         await service.shutdown()
 
 
+async def test_an_answer_posted_just_before_redis_goes_down_stands_without_a_notice(
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+    own_redis: tuple[str, asyncio.subprocess.Process],
+) -> None:
+    url, redis_process = own_redis
+    fake_slack.add_user(ALICE, "Alice")
+    service = await started_service(slack_settings(fake_slack, fake_llm, url))
+    try:
+        async with aiohttp.ClientSession() as http:
+            bot = SlackBot(fake_slack, fake_llm, service, http)
+            posted = fake_slack.hold("chat.stopStream")  # the answer's final text
+            message, body = fake_slack.person_says(CHANNEL, f"{MENTION} hello", user=ALICE)
+            await bot.post(body)
+            # The answer is on its way to Slack; Redis dies before it can be stored.
+            await fake_slack.wait_for(
+                lambda: fake_slack.calls_to("chat.stopStream"), what="the answer's final text"
+            )
+            redis_process.kill()
+            await redis_process.wait()
+            posted.set()
+            await service.engine.drain(10)  # storing it has been tried and has failed
+            texts = [m.text for m in fake_slack.bot_messages(CHANNEL, message.ts)]
+            assert texts == ["You said: Alice: hello"]
+    finally:
+        await service.shutdown()
+
+
 async def test_reset_in_a_thread_starts_over(slack_bot: SlackBot) -> None:
     fake = slack_bot.fake
     fake.add_user(ALICE, "Alice")
