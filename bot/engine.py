@@ -122,6 +122,14 @@ class _Prepared:
 
 
 @dataclass(slots=True)
+class _Delivery:
+    """Whether the sink has been finished with the answer: after that, nothing may fail it
+    (what fails later, storing the answer or a shutdown, leaves the answer standing)."""
+
+    done: bool = False
+
+
+@dataclass(slots=True)
 class _Answer:
     text: str
     model: str
@@ -286,6 +294,7 @@ class Engine:
     async def _handle(self, msg: IncomingMessage, sink: ReplySink) -> Usage | None:
         platform = msg.key.platform
         started = time.monotonic()
+        delivery = _Delivery()
         self.metrics.in_flight.inc()
         try:
             await sink.start()
@@ -294,7 +303,7 @@ class Engine:
                 self.metrics.turns.labels(platform, "help").inc()
                 return None
             prepared = await self._prepare(msg)
-            answer = await self._converse(msg, prepared, sink, started)
+            answer = await self._converse(msg, prepared, sink, started, delivery)
             self.metrics.turns.labels(platform, "answered").inc()
             self.metrics.total_time.observe(time.monotonic() - started)
             if self.governance is not None:
@@ -304,16 +313,19 @@ class Engine:
         except ParleyError as exc:
             self._count_error(platform, exc)
             log.warning("answer in %s failed: %s (%s)", msg.key.id, exc.kind, exc)
-            await sink.fail(self.config.redactor(exc.user_message))
+            if not delivery.done:
+                await sink.fail(self.config.redactor(exc.user_message))
         except asyncio.CancelledError:
             self.metrics.turns.labels(platform, "cancelled").inc()
-            await asyncio.shield(sink.fail(RESTART_TEXT))
+            if not delivery.done:
+                await asyncio.shield(sink.fail(RESTART_TEXT))
             raise
         except Exception:
             log.exception("unexpected failure answering in %s", msg.key.id)
             self.metrics.errors.labels("internal").inc()
             self.metrics.turns.labels(platform, "failed").inc()
-            await sink.fail(ParleyError().user_message)
+            if not delivery.done:
+                await sink.fail(ParleyError().user_message)
         finally:
             self.metrics.in_flight.dec()
         return None
@@ -355,7 +367,12 @@ class Engine:
         )
 
     async def _converse(
-        self, msg: IncomingMessage, prepared: _Prepared, sink: ReplySink, started: float
+        self,
+        msg: IncomingMessage,
+        prepared: _Prepared,
+        sink: ReplySink,
+        started: float,
+        delivery: _Delivery,
     ) -> _Answer:
         persona = msg.persona or self._persona
         turn = Turn.make(
@@ -394,6 +411,7 @@ class Engine:
             # The person sees the answer first; storing it is the lock holder's last step,
             # so a follow-up still waits for it, but the reply doesn't.
             await sink.finish(self._final(answer, persona))
+            delivery.done = True
             try:
                 await held.finish(Turn.text(Role.ASSISTANT, answer.text))
             except StoreUnavailable:

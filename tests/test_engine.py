@@ -536,3 +536,16 @@ async def test_the_answer_is_posted_before_it_is_stored(
     await engine.handle(_msg("hi"), Watching())
     assert stored_when_posted == [1]  # only the question: the reply did not wait for the store
     assert await redis_client.llen(conversation) == 2
+
+
+async def test_a_shutdown_while_the_posted_answer_is_stored_leaves_it_standing(
+    engine: Engine,
+) -> None:
+    sink = RecordingSink()
+    answering = asyncio.create_task(engine.handle(_msg("hi"), sink))
+    await sink.done.wait()  # finished: the engine now waits on storing the answer
+    answering.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await answering
+    assert sink.calls == ["start", "finish"]
+    assert sink.final is not None and sink.failure is None
