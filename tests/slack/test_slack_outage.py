@@ -57,87 +57,78 @@ async def own_redis() -> AsyncIterator[tuple[str, asyncio.subprocess.Process]]:
             await process.wait()
 
 
-async def test_redis_down_one_notice_per_message_none_dropped(
+@pytest.fixture
+async def bot_on_own_redis(
     fake_slack: FakeSlack,
     fake_llm: FakeLLM,
     own_redis: tuple[str, asyncio.subprocess.Process],
-) -> None:
+) -> AsyncIterator[tuple[SlackBot, asyncio.subprocess.Process]]:
+    """The bot on `own_redis`, Alice known to the fake Slack; and that Redis, to kill."""
     url, redis_process = own_redis
     fake_slack.add_user(ALICE, "Alice")
     service = await started_service(slack_settings(fake_slack, fake_llm, url))
     try:
         async with aiohttp.ClientSession() as http:
-            bot = SlackBot(fake_slack, fake_llm, service, http)
-            before, body = fake_slack.person_says(CHANNEL, f"{MENTION} remember me", user=ALICE)
-            await bot.post(body)
-            await wait_answer(fake_slack, before.ts, channel=CHANNEL)
-
-            redis_process.kill()
-            await redis_process.wait()
-
-            message, mention = fake_slack.person_says(
-                CHANNEL, f"{MENTION} still there?", user=ALICE
-            )
-            twin = fake_slack.event(
-                {**mention["event"], "type": "message", "channel_type": "channel"}
-            )
-            _, reply = fake_slack.person_says(
-                CHANNEL, "and now?", user=ALICE, thread_ts=before.ts, kind="message"
-            )
-            root = fake_slack.add_message(CHANNEL, "not the bot's thread", user=ALICE)
-            _, elsewhere = fake_slack.person_says(
-                CHANNEL, "chatter", user=ALICE, thread_ts=root.ts, kind="message"
-            )
-            results = await asyncio.gather(
-                *(bot.post(b) for b in (mention, twin, reply, elsewhere))
-            )
-            assert [status for status, _, _ in results] == [200, 200, 200, 200]
-
-            def notices(thread: str) -> list[str]:
-                return [
-                    m.text
-                    for m in fake_slack.bot_messages(CHANNEL, thread)
-                    if UNAVAILABLE in m.text
-                ]
-
-            await fake_slack.wait_for(
-                lambda: notices(message.ts) and notices(before.ts), what="both notices"
-            )
-            await service.engine.drain(10)  # every event's work has ended
-            assert len(notices(message.ts)) == 1
-            assert len(notices(before.ts)) == 1
-            assert fake_slack.bot_messages(CHANNEL, root.ts) == []
-            assert len(fake_llm.requests) == 1
+            yield SlackBot(fake_slack, fake_llm, service, http), redis_process
     finally:
         await service.shutdown()
+
+
+async def test_redis_down_one_notice_per_message_none_dropped(
+    bot_on_own_redis: tuple[SlackBot, asyncio.subprocess.Process],
+    fake_slack: FakeSlack,
+    fake_llm: FakeLLM,
+) -> None:
+    bot, redis_process = bot_on_own_redis
+    before, body = fake_slack.person_says(CHANNEL, f"{MENTION} remember me", user=ALICE)
+    await bot.post(body)
+    await wait_answer(fake_slack, before.ts, channel=CHANNEL)
+
+    redis_process.kill()
+    await redis_process.wait()
+
+    message, mention = fake_slack.person_says(CHANNEL, f"{MENTION} still there?", user=ALICE)
+    twin = fake_slack.event({**mention["event"], "type": "message", "channel_type": "channel"})
+    _, reply = fake_slack.person_says(
+        CHANNEL, "and now?", user=ALICE, thread_ts=before.ts, kind="message"
+    )
+    root = fake_slack.add_message(CHANNEL, "not the bot's thread", user=ALICE)
+    _, elsewhere = fake_slack.person_says(
+        CHANNEL, "chatter", user=ALICE, thread_ts=root.ts, kind="message"
+    )
+    results = await asyncio.gather(*(bot.post(b) for b in (mention, twin, reply, elsewhere)))
+    assert [status for status, _, _ in results] == [200, 200, 200, 200]
+
+    def notices(thread: str) -> list[str]:
+        return [m.text for m in fake_slack.bot_messages(CHANNEL, thread) if UNAVAILABLE in m.text]
+
+    await fake_slack.wait_for(
+        lambda: notices(message.ts) and notices(before.ts), what="both notices"
+    )
+    await bot.service.engine.drain(10)  # every event's work has ended
+    assert len(notices(message.ts)) == 1
+    assert len(notices(before.ts)) == 1
+    assert fake_slack.bot_messages(CHANNEL, root.ts) == []
+    assert len(fake_llm.requests) == 1
 
 
 async def test_an_answer_posted_just_before_redis_goes_down_stands_without_a_notice(
-    fake_slack: FakeSlack,
-    fake_llm: FakeLLM,
-    own_redis: tuple[str, asyncio.subprocess.Process],
+    bot_on_own_redis: tuple[SlackBot, asyncio.subprocess.Process], fake_slack: FakeSlack
 ) -> None:
-    url, redis_process = own_redis
-    fake_slack.add_user(ALICE, "Alice")
-    service = await started_service(slack_settings(fake_slack, fake_llm, url))
-    try:
-        async with aiohttp.ClientSession() as http:
-            bot = SlackBot(fake_slack, fake_llm, service, http)
-            posted = fake_slack.hold("chat.stopStream")  # the answer's final text
-            message, body = fake_slack.person_says(CHANNEL, f"{MENTION} hello", user=ALICE)
-            await bot.post(body)
-            # The answer is on its way to Slack; Redis dies before it can be stored.
-            await fake_slack.wait_for(
-                lambda: fake_slack.calls_to("chat.stopStream"), what="the answer's final text"
-            )
-            redis_process.kill()
-            await redis_process.wait()
-            posted.set()
-            await service.engine.drain(10)  # storing it has been tried and has failed
-            texts = [m.text for m in fake_slack.bot_messages(CHANNEL, message.ts)]
-            assert texts == ["You said: Alice: hello"]
-    finally:
-        await service.shutdown()
+    bot, redis_process = bot_on_own_redis
+    posted = fake_slack.hold("chat.stopStream")  # the answer's final text
+    message, body = fake_slack.person_says(CHANNEL, f"{MENTION} hello", user=ALICE)
+    await bot.post(body)
+    # The answer is on its way to Slack; Redis dies before it can be stored.
+    await fake_slack.wait_for(
+        lambda: fake_slack.calls_to("chat.stopStream"), what="the answer's final text"
+    )
+    redis_process.kill()
+    await redis_process.wait()
+    posted.set()
+    await bot.service.engine.drain(10)  # storing it has been tried and has failed
+    texts = [m.text for m in fake_slack.bot_messages(CHANNEL, message.ts)]
+    assert texts == ["You said: Alice: hello"]
 
 
 async def test_reset_in_a_thread_starts_over(slack_bot: SlackBot) -> None:
